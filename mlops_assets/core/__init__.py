@@ -1,0 +1,1 @@
+"""Pure Python logic of the system. Nothing under this package imports dagster."""

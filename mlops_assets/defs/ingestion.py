@@ -1,0 +1,1 @@
+"""Data assets (group ``data``): raw and silver Delta tables, splits, resampled train."""

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlops_assets.core.tables import DeltaRsEngine, TableNotFoundError
+
+
+def test_write_read_and_time_travel(tmp_path: Path) -> None:
+    engine = DeltaRsEngine(str(tmp_path / "lake"))
+    first = engine.write("t", pd.DataFrame({"a": [1, 2]}), mode="overwrite")
+    second = engine.write("t", pd.DataFrame({"a": [3]}))
+    third = engine.write("t", pd.DataFrame({"a": [9]}), mode="overwrite")
+
+    assert (first.version, second.version, third.version) == (0, 1, 2)
+    assert engine.read("t", 0)["a"].tolist() == [1, 2]
+    assert sorted(engine.read("t", 1)["a"].tolist()) == [1, 2, 3]
+    assert engine.read("t")["a"].tolist() == [9]
+    assert engine.latest_version("t") == 2
+    assert [commit.version for commit in engine.history("t")] == [2, 1, 0]
+    assert third.describe() == "t@v2"
+
+
+def test_missing_table_and_version_name_the_table(tmp_path: Path) -> None:
+    engine = DeltaRsEngine(str(tmp_path / "lake"))
+    assert engine.latest_version("nope") is None
+    with pytest.raises(TableNotFoundError, match="nope"):
+        engine.read("nope")
+    engine.write("t", pd.DataFrame({"a": [1]}))
+    with pytest.raises(TableNotFoundError, match="no version 7"):
+        engine.read("t", 7)
