@@ -67,7 +67,7 @@ def demo(paths: StatePaths) -> None:
     seconds = time.perf_counter() - started
     click.echo(f"\nmain_job {'succeeded' if result.success else 'FAILED'} in {seconds:.1f} s")
     for event in result.get_asset_materialization_events():
-        materialization = event.asset_materialization
+        materialization = event.materialization
         facts = ", ".join(
             f"{key}={value.value}"
             for key, value in materialization.metadata.items()

@@ -14,7 +14,7 @@ import dagster as dg
 
 from mlops_assets.core.paths import state_paths
 from mlops_assets.defs import ingestion, jobs
-from mlops_assets.resources import Lakehouse, MlflowRegistry
+from mlops_assets.resources import DataSource, Lakehouse, MlflowRegistry
 
 PROFILE_ENV = "MLOPS_PROFILE"
 PROFILES = ("embedded", "production")
@@ -26,6 +26,7 @@ def embedded_resources(state_dir: str | None = None) -> dict[str, dg.Configurabl
     paths = state_paths(state_dir).ensure()
     return {
         "lakehouse": Lakehouse(root=str(paths.lakehouse), ivy_dir=str(paths.cache / "ivy")),
+        "data_source": DataSource(cache_dir=str(paths.cache)),
         "mlflow": MlflowRegistry(
             tracking_uri=paths.mlflow_tracking_uri,
             artifact_root=str(paths.mlflow_artifact_root),
@@ -44,6 +45,10 @@ def production_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "mlflow": MlflowRegistry(
             tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"),
+        ),
+        "data_source": DataSource(
+            kind=os.environ.get("MLOPS_SOURCE_KIND", "openml"),
+            path=os.environ.get("MLOPS_SOURCE_PATH") or None,
         ),
     }
 

@@ -12,6 +12,9 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.constants import EXPERIMENT_NAME, REGISTERED_MODEL_NAME
+from mlops_assets.core import sources
+from mlops_assets.core.paths import state_paths
+from mlops_assets.core.synthetic import POSITIVE_RATE, DriftSpec
 from mlops_assets.core.tables import DeltaEngine, DeltaRsEngine
 from mlops_assets.core.tracking import TrackingTarget
 
@@ -69,4 +72,82 @@ class MlflowRegistry(dg.ConfigurableResource):
             registry_uri=self.registry_uri,
             experiment_name=self.experiment_name,
             artifact_root=self.artifact_root,
+        )
+
+
+class DataSource(dg.ConfigurableResource):
+    """Where raw transactions come from: OpenML (default), a local file, or synthetic.
+
+    The OpenML source probes the network for ``openml_timeout_s`` seconds; offline it falls
+    back to the synthetic generator (same schema as the default credit-card data) and the
+    asset metadata says so.
+    """
+
+    kind: Literal["openml", "file", "synthetic"] = Field(
+        default="openml", description="openml, file or synthetic."
+    )
+    path: str | None = Field(default=None, description="file: CSV (gz ok) or Parquet path.")
+    format: Literal["auto", "csv", "parquet"] = Field(
+        default="auto", description="file: format; auto picks Parquet for .parquet/.pq."
+    )
+    delimiter: str = Field(default=",", description="file: CSV field delimiter.")
+    target_column: str = Field(default="Class", description="file/openml: target column.")
+    positive_label: str = Field(default="1", description="file/openml: positive target value.")
+    drop_columns: list[str] = Field(default=[], description="file: columns dropped on read.")
+    column_types: dict[str, str] = Field(
+        default={}, description="file: declared types (float/int/string/bool); rest inferred."
+    )
+    openml_data_id: int = Field(default=1597, description="openml: data id (1597: fraud).")
+    openml_timeout_s: float = Field(default=3.0, description="openml: network probe timeout.")
+    fallback_to_synthetic: bool = Field(
+        default=True, description="openml: use the synthetic source when OpenML is unreachable."
+    )
+    cache_dir: str | None = Field(
+        default=None, description="openml: cache folder (default: the state folder's cache)."
+    )
+    synthetic_rows: int = Field(default=100_000, description="synthetic: rows.")
+    synthetic_seed: int = Field(default=42, description="synthetic: random seed.")
+    synthetic_positive_rate: float = Field(
+        default=POSITIVE_RATE, description="synthetic: share of fraud rows."
+    )
+    drift_shift: dict[str, float] = Field(
+        default={}, description="synthetic: per-column shift in standard deviations."
+    )
+    drift_fraud_pattern_change: float = Field(
+        default=0.0, description="synthetic: 0 keeps the fraud pattern, 1 moves it elsewhere."
+    )
+
+    def source(self) -> sources.Source:
+        """Return the core source this configuration describes."""
+        drift = None
+        if self.drift_shift or self.drift_fraud_pattern_change:
+            drift = DriftSpec(
+                shift=dict(self.drift_shift), fraud_pattern_change=self.drift_fraud_pattern_change
+            )
+        generated = sources.SyntheticSource(
+            rows=self.synthetic_rows,
+            seed=self.synthetic_seed,
+            positive_rate=self.synthetic_positive_rate,
+            drift=drift,
+        )
+        target = sources.TargetSpec(self.target_column, self.positive_label)
+        if self.kind == "synthetic":
+            return generated
+        if self.kind == "file":
+            if not self.path:
+                raise ValueError("DataSource: kind 'file' needs a path")
+            return sources.FileSource(
+                path=self.path,
+                target=target,
+                format=self.format,
+                delimiter=self.delimiter,
+                drop_columns=tuple(self.drop_columns),
+                column_types=dict(self.column_types),
+            )
+        return sources.OpenMLSource(
+            cache_dir=self.cache_dir or str(state_paths().cache),
+            data_id=self.openml_data_id,
+            target=target,
+            timeout_s=self.openml_timeout_s,
+            fallback=generated if self.fallback_to_synthetic else None,
         )
