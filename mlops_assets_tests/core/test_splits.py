@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlops_assets.core.splits import (
+    SplitError,
+    SplitFractions,
+    Splits,
+    feature_columns,
+    split_frames,
+    split_table,
+    stratified_split,
+)
+from mlops_assets.core.synthetic import generate
+from mlops_assets.core.tables import DeltaRsEngine
+
+
+def _silver(rows: int = 5_000, seed: int = 0, rate: float = 0.03) -> pd.DataFrame:
+    frame = generate(rows, seed=seed, positive_rate=rate)
+    return frame.rename(columns={"Class": "label"}).assign(row_id=range(rows))
+
+
+def test_stratified_split_sizes_rates_and_coverage() -> None:
+    frame = _silver()
+    assigned = stratified_split(frame, SplitFractions(0.6, 0.2, 0.2), seed=1)
+    assert len(assigned) == len(frame) and assigned["row_id"].tolist() == list(range(5_000))
+    sizes = assigned["split"].value_counts()
+    assert (sizes["train"], sizes["valid"], sizes["test"]) == (3_000, 1_000, 1_000)
+    overall = frame["label"].mean()
+    for name, rate in assigned.groupby("split")["label"].mean().items():
+        assert rate == pytest.approx(overall, abs=0.002), name
+    parts = split_frames(assigned)
+    ids = [set(part["row_id"]) for part in (parts.train, parts.valid, parts.test)]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    assert set().union(*ids) == set(range(5_000))
+
+
+def test_split_is_seeded() -> None:
+    frame = _silver(1_000)
+    first = stratified_split(frame, SplitFractions(), seed=7)["split"]
+    assert first.equals(stratified_split(frame, SplitFractions(), seed=7)["split"])
+    assert not first.equals(stratified_split(frame, SplitFractions(), seed=8)["split"])
+
+
+def test_other_fractions() -> None:
+    assigned = stratified_split(_silver(1_000), SplitFractions(0.8, 0.1, 0.1), seed=0)
+    assert assigned["split"].value_counts().to_dict() == {"train": 800, "valid": 100, "test": 100}
+
+
+@pytest.mark.parametrize(
+    ("fractions", "message"),
+    [((0.6, 0.3, 0.2), "sum to 1"), ((1.0, 0.0, 0.0), r"each be in \(0, 1\)")],
+)
+def test_bad_fractions(fractions, message) -> None:
+    with pytest.raises(SplitError, match=message):
+        SplitFractions(*fractions)
+
+
+def test_too_few_positives_named() -> None:
+    frame = pd.DataFrame({"x": range(100), "label": [1, 1] + [0] * 98})
+    with pytest.raises(SplitError, match=r"column 'label': class\(es\) \{1: 2\}"):
+        stratified_split(frame, SplitFractions(), seed=0)
+    with pytest.raises(SplitError, match="column 'label' missing"):
+        stratified_split(frame.drop(columns=["label"]), SplitFractions(), seed=0)
+
+
+def test_split_frames_and_feature_columns() -> None:
+    assigned = stratified_split(_silver(500), SplitFractions(), seed=0)
+    parts = split_frames(assigned)
+    assert isinstance(parts, Splits) and "split" not in parts.train.columns
+    assert feature_columns(assigned, exclude=("Time", "row_id", "absent"))[:2] == ["V1", "V2"]
+    assert "label" not in feature_columns(parts.train) and "Time" in feature_columns(parts.train)
+    with pytest.raises(SplitError, match="column 'split' missing"):
+        split_frames(parts.train)
+    with pytest.raises(SplitError, match=r"unknown values \['dev'\]"):
+        split_frames(assigned.assign(split="dev"))
+    with pytest.raises(SplitError, match=r"split\(s\) \['test'\] have no rows"):
+        split_frames(assigned[assigned["split"] != "test"])
+
+
+def test_split_table_time_travels_to_the_pinned_version(tmp_path: Path) -> None:
+    engine = DeltaRsEngine(str(tmp_path))
+    old = engine.write("transactions", _silver(1_000, seed=1), mode="overwrite")
+    newer = engine.write("transactions", _silver(3_000, seed=2), mode="overwrite")
+    assert newer.version == old.version + 1
+    result = split_table(engine, old, SplitFractions(), seed=0)
+    assert result.source_ref == old and result.rows == 1_000
+    stored = engine.read("training_splits", result.ref.version)
+    expected = engine.read("transactions", old.version)
+    pd.testing.assert_frame_equal(stored.drop(columns=["split"]), expected)
+    assert result.sizes == {"train": 600, "valid": 200, "test": 200}
+    assert set(result.positive_rates) == {"train", "valid", "test"}
