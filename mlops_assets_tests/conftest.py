@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +30,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared datasets not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One Delta-enabled local Spark session for the whole run (Delta jars in the state cache)."""
+    if shutil.which("java") is None:
+        pytest.skip("Spark tests need Java 17+ on PATH: no `java` found")
+    from mlops_assets.core.spark import spark_session
+
+    session = spark_session(master="local[2]", app_name="mlops_assets_tests", driver_memory="1g")
+    yield session
+    session.stop()
 
 
 @pytest.fixture(autouse=True)
