@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import threading
 from pathlib import Path
 
 import pandas as pd
 
 OPENML_HOST = "api.openml.org"
+FETCH_TIMEOUT_S = 60.0  # per socket operation while downloading from OpenML
 
 
 class SourceError(ValueError):
@@ -96,21 +98,44 @@ def _describe_invalid_row(rows: list, columns: list[str]) -> str:
 
 
 def openml_reachable(timeout_s: float, host: str = OPENML_HOST, port: int = 443) -> str | None:
-    """Return None when ``host:port`` accepts a TCP connection, else the reason it did not."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return None
-    except OSError as error:
-        return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    """Return None when ``host:port`` accepts a TCP connection, else the reason it did not.
+
+    The probe runs in a daemon thread so that a hanging name lookup (which the socket
+    timeout does not bound) also gives up after about ``timeout_s`` seconds.
+    """
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout_s):
+                outcome.append(None)
+        except OSError as error:
+            outcome.append(f"{type(error).__name__}: {error}" if str(error) else repr(error))
+
+    thread = threading.Thread(target=probe, name="openml-probe", daemon=True)
+    thread.start()
+    thread.join(timeout_s + 0.5)
+    if not outcome:
+        return f"no answer from {host}:{port} within {timeout_s:g} s (name lookup or connect)"
+    return outcome[0]
 
 
 def fetch_openml_frame(data_id: int, data_home: Path) -> pd.DataFrame:
-    """Fetch OpenML data ``data_id`` (features and target in one frame) into ``data_home``."""
+    """Fetch OpenML data ``data_id`` (features and target in one frame) into ``data_home``.
+
+    scikit-learn opens its URLs without a timeout; a default socket timeout bounds a server
+    that accepts connections but never answers.
+    """
     from sklearn.datasets import fetch_openml
 
-    bunch = fetch_openml(
-        data_id=data_id, data_home=str(data_home), as_frame=True, n_retries=1, delay=0.5
-    )
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(FETCH_TIMEOUT_S)
+    try:
+        bunch = fetch_openml(
+            data_id=data_id, data_home=str(data_home), as_frame=True, n_retries=1, delay=0.5
+        )
+    finally:
+        socket.setdefaulttimeout(previous)
     return bunch.frame
 
 

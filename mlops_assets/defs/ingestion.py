@@ -211,6 +211,9 @@ def resampled_train(
             "positives_before": result.positives_before,
             "positives_after": result.positives_after,
             "positive_rate_after": result.positives_after / result.rows_after,
+            "class_balance": dg.MetadataValue.json(
+                {"0": result.rows_after - result.positives_after, "1": result.positives_after}
+            ),
             "seconds": result.seconds,
             "source_table": training_splits.name,
             "source_version": training_splits.version,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mlops_assets.core import readers
 from mlops_assets.core.sources import (
     FileSource,
     LoadedSource,
@@ -209,3 +210,22 @@ def test_missing_target_or_drop_column_names_them(tmp_path: Path) -> None:
         load_source(FileSource(str(path), CLASS))
     with pytest.raises(SourceError, match=r"drop column\(s\) \['zz'\] not found"):
         load_source(FileSource(str(path), TargetSpec("a", "1"), drop_columns=("zz",)))
+
+
+def test_a_hanging_name_lookup_is_bounded_by_the_probe_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    release = threading.Event()
+
+    def hang(*args, **kwargs):
+        release.wait(10)
+        raise OSError("late")
+
+    monkeypatch.setattr(socket, "create_connection", hang)
+    started = time.perf_counter()
+    reason = readers.openml_reachable(0.2)
+    release.set()
+    assert time.perf_counter() - started < 2
+    assert reason is not None and "no answer from api.openml.org:443 within 0.2 s" in reason
