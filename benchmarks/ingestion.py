@@ -1,7 +1,8 @@
 """Ingestion benchmark: the real credit-card CSV through every data stage, per Delta engine.
 
-Stages (each timed, with the process's peak RSS during the stage and its rise over the
-RSS at the stage's start; the process keeps earlier frames, so peaks accumulate):
+Stages (each timed, with the peak RSS of this process and its children, e.g. the Spark JVM,
+during the stage and its rise over the RSS at the stage's start; earlier frames stay alive,
+so peaks accumulate):
   csv_read      pyarrow reads the gzip CSV into pandas (FileSource)
   raw_write     bronze Delta table ``raw_transactions`` (overwrite, new version)
   silver        read raw at its version, type, label, dedup, write ``transactions``
@@ -22,6 +23,7 @@ Add an engine by adding a factory to ``ENGINES`` (name -> callable(root) -> Delt
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import threading
@@ -55,16 +57,38 @@ def _spark(root: str) -> DeltaEngine:
 ENGINES: dict[str, Callable[[str], DeltaEngine]] = {"delta-rs": _delta_rs, "spark": _spark}
 
 
+def _rss_kib(pid: int | str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def _rss_mib() -> float:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of this process and its children (the Spark JVM is one), in MiB."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    total, pending = 0, [os.getpid()]
+    while pending:
+        pid = pending.pop()
+        total += _rss_kib(pid)
+        pending.extend(parents.get(pid, []))
+    return total / 1024
 
 
 class PeakRss:
-    """Samples this process's resident memory every 10 ms; reports the peak per stage."""
+    """Samples the resident memory of this process tree every 20 ms; the peak per stage."""
 
     def __init__(self) -> None:
         self.peak = _rss_mib()
@@ -73,7 +97,7 @@ class PeakRss:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(0.01):
+        while not self._stop.wait(0.02):
             self.peak = max(self.peak, _rss_mib())
 
     def reset(self) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.constants import LABEL_COLUMN, RESAMPLED_TRAIN_TABLE
-from mlops_assets.core.splits import split_frames
+from mlops_assets.core.splits import canonical_order, split_frames
 from mlops_assets.core.tables import DeltaEngine, TableRef
 
 ResamplingMethod = Literal["adasyn", "smote", "none"]
@@ -225,8 +225,12 @@ def resample_table(
     sampling_ratio: float = 0.1,
     table: str = RESAMPLED_TRAIN_TABLE,
 ) -> ResampledTable:
-    """Read the train rows of ``splits_ref`` (exact version), resample, write ``table``."""
-    train = split_frames(engine.read(splits_ref.name, splits_ref.version)).train
+    """Read the train rows of ``splits_ref`` (exact version), resample, write ``table``.
+
+    Train rows are put in canonical order first, so the seeded result does not depend on
+    the order the engine returned them in.
+    """
+    train = canonical_order(split_frames(engine.read(splits_ref.name, splits_ref.version)).train)
     result = resample(train, method=method, seed=seed, sampling_ratio=sampling_ratio)
     ref = engine.write(table, result.frame, mode="overwrite")
     return ResampledTable(ref=ref, source_ref=splits_ref, result=result)

@@ -1,8 +1,10 @@
 """Stratified train / valid / test splits, pinned to the silver table version they read.
 
 The splits table holds every ``transactions`` column plus ``split`` (``train``, ``valid``
-or ``test``), rows in their original order. :func:`split_frames` and
-:func:`feature_columns` are how downstream code reads it back.
+or ``test``). Rows are put in a canonical order (by a hash of their content) before the
+seeded split, because a Delta table has no row order: Spark may read rows in another order
+than delta-rs, and the same rows and seed must give the same split on either engine.
+:func:`split_frames` and :func:`feature_columns` are how downstream code reads it back.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from mlops_assets.constants import LABEL_COLUMN, SPLIT_COLUMN, SPLITS_TABLE
@@ -105,6 +108,15 @@ def stratified_split(frame: pd.DataFrame, fractions: SplitFractions, seed: int) 
     return frame.assign(**{SPLIT_COLUMN: split})
 
 
+def canonical_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` sorted by a hash of each row's values (fresh index).
+
+    The order depends only on the rows' content, not on the order a reader returned them.
+    """
+    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return frame.iloc[np.argsort(hashes, kind="stable")].reset_index(drop=True)
+
+
 def split_frames(frame: pd.DataFrame) -> Splits:
     """Return the train, valid and test rows of a splits-table frame (``split`` dropped).
 
@@ -168,6 +180,8 @@ def split_table(
 ) -> SplitResult:
     """Read ``source_ref`` at its exact version, split it, write the splits table.
 
+    Rows are written in canonical order (see :func:`canonical_order`).
+
     Args:
         engine: Delta engine.
         source_ref: The silver table version (time travel: never "latest").
@@ -178,7 +192,7 @@ def split_table(
     Returns:
         The written version and per-split figures.
     """
-    frame = engine.read(source_ref.name, source_ref.version)
+    frame = canonical_order(engine.read(source_ref.name, source_ref.version))
     assigned = stratified_split(frame, fractions, seed)
     ref = engine.write(table, assigned, mode="overwrite")
     grouped = assigned.groupby(SPLIT_COLUMN)[LABEL_COLUMN]

@@ -9,6 +9,7 @@ from mlops_assets.core.splits import (
     SplitError,
     SplitFractions,
     Splits,
+    canonical_order,
     feature_columns,
     split_frames,
     split_table,
@@ -90,6 +91,22 @@ def test_split_table_time_travels_to_the_pinned_version(tmp_path: Path) -> None:
     assert result.source_ref == old and result.rows == 1_000
     stored = engine.read("training_splits", result.ref.version)
     expected = engine.read("transactions", old.version)
-    pd.testing.assert_frame_equal(stored.drop(columns=["split"]), expected)
+    pd.testing.assert_frame_equal(
+        canonical_order(stored.drop(columns=["split"])), canonical_order(expected)
+    )
     assert result.sizes == {"train": 600, "valid": 200, "test": 200}
     assert set(result.positive_rates) == {"train", "valid", "test"}
+
+
+def test_split_does_not_depend_on_the_order_rows_are_read_in(tmp_path: Path) -> None:
+    engine = DeltaRsEngine(str(tmp_path))
+    frame = _silver(2_000, seed=3)
+    shuffled = frame.sample(frac=1.0, random_state=9).reset_index(drop=True)
+    assert not shuffled["row_id"].equals(frame["row_id"])
+    first = split_table(engine, engine.write("a", frame), SplitFractions(), 5, table="sa")
+    second = split_table(engine, engine.write("b", shuffled), SplitFractions(), 5, table="sb")
+    left = engine.read("sa", first.ref.version).set_index("row_id")["split"].sort_index()
+    right = engine.read("sb", second.ref.version).set_index("row_id")["split"].sort_index()
+    assert left.equals(right)
+    ordered = canonical_order(shuffled)
+    assert ordered.equals(canonical_order(frame))
