@@ -1,0 +1,315 @@
+"""Tune, refit, evaluate and log a model: one MLflow parent run, one child run per trial.
+
+:func:`train_and_log` is what the ``tuned_model`` asset calls. It validates the splits
+before touching MLflow, opens the parent run with the lineage tags, runs the search
+(:mod:`mlops_assets.core.tuning`), refits the best candidate on the train rows, chooses
+its threshold on the validation rows, evaluates it once on the test rows, and logs the
+model (:func:`mlops_assets.core.model_io.log_bundle`), the metrics and the curve images.
+However the search ends (error, interrupt), no run is left in the RUNNING state.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from mlops_assets.constants import LABEL_COLUMN
+from mlops_assets.core.contract import contract_from_frame
+from mlops_assets.core.evaluation import Evaluation, curve_images, evaluate
+from mlops_assets.core.lineage import Lineage
+from mlops_assets.core.model import ClassifierFactory, build_pipeline, positive_probability
+from mlops_assets.core.model import xgboost_classifier as default_factory
+from mlops_assets.core.model_bundle import ModelBundle
+from mlops_assets.core.model_io import log_bundle
+from mlops_assets.core.registry import connect
+from mlops_assets.core.thresholds import best_kappa_threshold, check_binary_labels
+from mlops_assets.core.tracking import TrackingTarget
+from mlops_assets.core.tuning import (
+    SplitData,
+    TrialOutcome,
+    TrialRecorder,
+    make_objective,
+    make_trials,
+    run_search,
+    xgboost_space,
+)
+
+TrialCallback = Callable[[TrialOutcome, TrialOutcome | None, int], None]
+"""Called on the driver after each trial: ``(outcome, best so far, budget)``."""
+
+
+class SearchFailedError(RuntimeError):
+    """Raised when no trial of the search produced a model."""
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Knobs of one tuning run.
+
+    Attributes:
+        max_evals: Trial budget (at least 1).
+        seed: Seed of the TPE sampler and of the classifier.
+        timeout_s: Wall-clock limit of the search; None for none.
+        patience: Stop after this many trials without improvement; 0 disables.
+        parallelism: Concurrent trials with ``SparkTrials`` (ignored sequentially).
+        nthread: Threads per model fit.
+    """
+
+    max_evals: int = 25
+    seed: int = 42
+    timeout_s: float | None = None
+    patience: int = 0
+    parallelism: int = 2
+    nthread: int = 2
+
+
+@dataclass(frozen=True)
+class TrainingSplits:
+    """Validated train / valid / test data.
+
+    Attributes:
+        train: Rows the candidates are fitted on (possibly resampled).
+        valid: Rows the objective and the threshold are computed on.
+        test: Rows the final model is evaluated on, once.
+        columns: Feature columns, in model order.
+    """
+
+    train: SplitData
+    valid: SplitData
+    test: SplitData
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TunedModel:
+    """The best model of a search, logged on the MLflow parent run.
+
+    Attributes:
+        run_id: The parent run.
+        experiment_id: Its experiment.
+        model_uri: The logged pyfunc model (``models:/<model id>``).
+        threshold: Decision threshold chosen on the validation split.
+        best_params: Hyperparameters of the winning trial.
+        metrics: ``valid_*`` and ``test_*`` metrics of the refitted model.
+        lineage: Data, code and orchestration lineage (also the run's tags).
+        trials_ok: Trials that produced a model.
+        trials_failed: Trials that failed.
+    """
+
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    threshold: float
+    best_params: dict[str, Any]
+    metrics: dict[str, float]
+    lineage: Lineage
+    trials_ok: int
+    trials_failed: int
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    """A :class:`TunedModel` with what the materialization shows about it.
+
+    Attributes:
+        model: The tuned model.
+        valid: Metrics of the refitted model on the validation split.
+        test: Metrics on the test split.
+        images: PNG images by file name (ROC, PR, confusion matrix on test).
+        search_seconds: Wall time of the search (child-run logging included).
+        fit_seconds: Time spent fitting models inside trials.
+        score_seconds: Time spent predicting the validation split inside trials.
+        outcomes: Every trial, in order.
+    """
+
+    model: TunedModel
+    valid: Evaluation
+    test: Evaluation
+    images: dict[str, bytes] = field(repr=False)
+    search_seconds: float
+    fit_seconds: float
+    score_seconds: float
+    outcomes: tuple[TrialOutcome, ...] = field(repr=False)
+
+
+def prepare_splits(
+    train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, columns: list[str]
+) -> TrainingSplits:
+    """Check the three splits and cut them into features and labels.
+
+    Raises:
+        ValueError: Naming the split and the problem: a missing label or feature column,
+            labels that are not 0/1, or a split without positives (or negatives).
+    """
+    if not columns:
+        raise ValueError("no feature columns: every column is the label, split or excluded")
+    parts = {}
+    for name, frame in (("train", train), ("valid", valid), ("test", test)):
+        missing = [column for column in (LABEL_COLUMN, *columns) if column not in frame.columns]
+        if missing:
+            raise ValueError(f"split {name!r} is missing column(s) {missing}")
+        labels = check_binary_labels(frame[LABEL_COLUMN].to_numpy(), f"split {name!r}")
+        parts[name] = SplitData(frame[columns].reset_index(drop=True), labels)
+    return TrainingSplits(**parts, columns=tuple(columns))
+
+
+class _ChildRuns:
+    """Writes one finished child run per trial under the parent (driver side)."""
+
+    def __init__(self, parent: Any, on_trial: TrialCallback | None, budget: int) -> None:
+        self.client = mlflow.MlflowClient()
+        self.parent = parent
+        self.on_trial = on_trial
+        self.budget = budget
+        self.best: TrialOutcome | None = None
+
+    def __call__(self, outcome: TrialOutcome) -> None:
+        tags = {MLFLOW_PARENT_RUN_ID: self.parent.info.run_id}
+        tags[MLFLOW_RUN_NAME] = f"trial-{outcome.number:03d}"
+        child = self.client.create_run(self.parent.info.experiment_id, tags=tags)
+        status = "FINISHED" if outcome.ok else "FAILED"
+        try:
+            now = int(time.time() * 1000)
+            self.client.log_batch(
+                child.info.run_id,
+                metrics=[Metric(key, value, now, 0) for key, value in outcome.metrics.items()],
+                params=[Param(key, str(value)) for key, value in outcome.params.items()],
+                tags=[RunTag("error", outcome.error[:4000])] if outcome.error else [],
+            )
+        finally:
+            self.client.set_terminated(child.info.run_id, status)
+        if outcome.ok and (self.best is None or outcome.kappa > self.best.kappa):
+            self.best = outcome
+        if self.on_trial is not None:
+            self.on_trial(outcome, self.best, self.budget)
+
+
+def _refit(
+    splits: TrainingSplits, factory: ClassifierFactory, params: Mapping[str, Any]
+) -> tuple[ModelBundle, Evaluation, Any]:
+    pipeline = build_pipeline(splits.train.features, factory(params))
+    pipeline.fit(splits.train.features, splits.train.labels)
+    valid_scores = positive_probability(pipeline, splits.valid.features)
+    choice = best_kappa_threshold(splits.valid.labels, valid_scores)
+    valid = evaluate(splits.valid.labels, valid_scores, choice.threshold, "split 'valid'")
+    contract = contract_from_frame(splits.valid.features)
+    return ModelBundle(pipeline, choice.threshold, contract), valid, valid_scores
+
+
+def _search(
+    splits: TrainingSplits,
+    settings: SearchSettings,
+    factory: ClassifierFactory,
+    space: Mapping[str, Any],
+    children: _ChildRuns,
+    spark_session: Any | None,
+) -> tuple[list[TrialOutcome], float]:
+    fixed = {"seed": settings.seed, "nthread": settings.nthread}
+    objective = make_objective(factory, fixed, splits.train, splits.valid)
+    trials = make_trials(settings.parallelism, spark_session)
+    recorder = TrialRecorder(children, settings.patience)
+    started = time.perf_counter()
+    outcomes = run_search(
+        objective, space, trials, recorder, settings.max_evals, settings.seed, settings.timeout_s
+    )
+    seconds = time.perf_counter() - started
+    if not any(outcome.ok for outcome in outcomes):
+        first = outcomes[0].error if outcomes else "no trial finished before the timeout"
+        raise SearchFailedError(f"all {len(outcomes)} trials of the search failed; first: {first}")
+    return outcomes, seconds
+
+
+def train_and_log(
+    target: TrackingTarget,
+    splits: TrainingSplits,
+    lineage: Lineage,
+    settings: SearchSettings = SearchSettings(),
+    factory: ClassifierFactory = default_factory,
+    space: Mapping[str, Any] | None = None,
+    on_trial: TrialCallback | None = None,
+    spark_session: Any | None = None,
+) -> TrainingReport:
+    """Search, refit the best candidate and log everything under one MLflow parent run.
+
+    Args:
+        target: MLflow tracking server / registry and experiment.
+        splits: From :func:`prepare_splits`.
+        lineage: Tags for the parent run.
+        settings: Budget, seed, timeout, early stop, parallelism, threads.
+        factory: Classifier factory (default XGBoost); any sklearn classifier fits here.
+        space: Hyperopt space for ``factory``; default the XGBoost space for the lineage's
+            resampling method.
+        on_trial: Called after each trial with (outcome, best so far, budget).
+        spark_session: Run trials with ``SparkTrials`` on this session; None: sequential.
+
+    Returns:
+        The report: tuned model, validation and test metrics, images, timings.
+
+    Raises:
+        ValueError: A budget below 1.
+        TrackingUnavailableError: MLflow cannot be reached.
+        SearchFailedError: Every trial failed.
+    """
+    if settings.max_evals < 1:
+        raise ValueError(f"max_evals must be at least 1, got {settings.max_evals}")
+    chosen_space = space if space is not None else xgboost_space(lineage.resampling_method)
+    experiment_id = connect(target)
+    parent = mlflow.start_run(
+        experiment_id=experiment_id, run_name="tuned_model", tags=lineage.tags()
+    )
+    try:
+        mlflow.log_params({f"search.{key}": value for key, value in vars(settings).items()})
+        children = _ChildRuns(parent, on_trial, settings.max_evals)
+        outcomes, search_seconds = _search(
+            splits, settings, factory, chosen_space, children, spark_session
+        )
+        best = max((outcome for outcome in outcomes if outcome.ok), key=lambda o: o.kappa)
+        params = {**best.params, "seed": settings.seed, "nthread": settings.nthread}
+        bundle, valid, _ = _refit(splits, factory, params)
+        test_scores = bundle.predict_proba(splits.test.features)
+        test = evaluate(splits.test.labels, test_scores, bundle.threshold, "split 'test'")
+        metrics = {**valid.metrics("valid_"), **test.metrics("test_")}
+        images = curve_images(splits.test.labels, test_scores, test)
+        mlflow.log_params(best.params)
+        mlflow.log_metrics({**metrics, "best_trial": best.number, "trials": len(outcomes)})
+        with tempfile.TemporaryDirectory() as scratch:
+            for name, png in images.items():
+                (Path(scratch) / name).write_bytes(png)
+            mlflow.log_artifacts(scratch, artifact_path="plots")
+        model_uri = log_bundle(
+            bundle,
+            splits.valid.features,
+            extra={"metrics": metrics, "params": best.params, "lineage": lineage.tags()},
+        )
+    except KeyboardInterrupt:
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    mlflow.end_run("FINISHED")
+    fit_seconds = sum(o.metrics.get("fit_seconds", 0.0) for o in outcomes)
+    score_seconds = sum(o.metrics.get("score_seconds", 0.0) for o in outcomes)
+    tuned = TunedModel(
+        run_id=parent.info.run_id,
+        experiment_id=experiment_id,
+        model_uri=model_uri,
+        threshold=bundle.threshold,
+        best_params=best.params,
+        metrics=metrics,
+        lineage=lineage,
+        trials_ok=sum(1 for outcome in outcomes if outcome.ok),
+        trials_failed=sum(1 for outcome in outcomes if not outcome.ok),
+    )
+    return TrainingReport(
+        tuned, valid, test, images, search_seconds, fit_seconds, score_seconds, tuple(outcomes)
+    )
