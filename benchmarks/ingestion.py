@@ -190,7 +190,9 @@ def summarise(all_figures: list[Figures]) -> None:
         print("\nper stage ratio vs", first.engine)
         for name, seconds, _, _ in first.rows:
             ratios = "  ".join(
-                f"{figures.engine} x{figures.seconds(name) / seconds:.2f}"
+                f"{figures.engine} "
+                + (f"x{figures.seconds(name) / seconds:.2f}" if seconds >= 0.01 else "n/a")
+                + f" ({figures.seconds(name):.2f} s)"
                 for figures in all_figures[1:]
             )
             print(f"  {name:<28} {ratios}")
