@@ -9,7 +9,7 @@ from mlops_assets.core.synthetic import COLUMNS, FEATURE_COLUMNS, DriftSpec, gen
 
 
 def _model(frame):
-    model = XGBClassifier(n_estimators=80, max_depth=4, n_jobs=2, random_state=0)
+    model = XGBClassifier(n_estimators=50, max_depth=3, n_jobs=1, random_state=0)
     return model.fit(frame[list(FEATURE_COLUMNS)], frame["Class"])
 
 
@@ -40,8 +40,8 @@ def test_tiny_frames_still_have_both_classes() -> None:
 
 
 def test_fraud_signal_is_learnable_far_above_chance() -> None:
-    train = generate(20_000, seed=1, positive_rate=0.02)
-    test = generate(10_000, seed=2, positive_rate=0.02)
+    train = generate(10_000, seed=1, positive_rate=0.03)
+    test = generate(5_000, seed=2, positive_rate=0.03)
     pr_auc = _pr_auc(_model(train), test)
     chance = test["Class"].mean()
     assert pr_auc > 0.6, pr_auc
@@ -58,11 +58,11 @@ def test_drift_shifts_chosen_columns_only() -> None:
 
 
 def test_changed_fraud_pattern_defeats_a_model_trained_before() -> None:
-    model = _model(generate(20_000, seed=1, positive_rate=0.02))
-    same = _pr_auc(model, generate(10_000, seed=2, positive_rate=0.02))
+    model = _model(generate(10_000, seed=1, positive_rate=0.03))
+    same = _pr_auc(model, generate(5_000, seed=2, positive_rate=0.03))
     changed = _pr_auc(
         model,
-        generate(10_000, seed=2, drift=DriftSpec(fraud_pattern_change=1.0, positive_rate=0.02)),
+        generate(5_000, seed=2, drift=DriftSpec(fraud_pattern_change=1.0, positive_rate=0.03)),
     )
     assert changed < same / 2, (same, changed)
 
