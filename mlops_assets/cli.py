@@ -87,6 +87,77 @@ def dev(paths: StatePaths, port: int) -> None:
     raise SystemExit(subprocess.call(command, cwd=PROJECT_ROOT))
 
 
+@main.command()
+@click.option("--host", envvar="MLOPS_SERVE_HOST", default="127.0.0.1", show_default=True)
+@click.option("--port", envvar="MLOPS_SERVE_PORT", default=8080, show_default=True, type=int)
+@click.option("--model-name", envvar="MLOPS_MODEL_NAME", default=None, help="Registered model.")
+@click.option("--alias", envvar="MLOPS_MODEL_ALIAS", default="champion", show_default=True)
+@click.option("--canary-alias", envvar="MLOPS_CANARY_ALIAS", default=None)
+@click.option("--canary-fraction", envvar="MLOPS_CANARY_FRACTION", default=0.0, type=float)
+@click.option("--delta-root", envvar="MLOPS_LAKEHOUSE_ROOT", default=None, help="Lakehouse root.")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", default=None)
+@click.option("--registry-uri", envvar="MLFLOW_REGISTRY_URI", default=None)
+@click.option(
+    "--admin-token",
+    envvar="MLOPS_ADMIN_TOKEN",
+    default=None,
+    help="Bearer token for /admin (prefer the env var; admin is off when unset).",
+)
+@click.option("--poll-interval", envvar="MLOPS_SERVE_POLL_INTERVAL", default=10.0, type=float)
+@click.option("--max-rows", envvar="MLOPS_SERVE_MAX_ROWS", default=1000, type=int)
+@click.option("--max-body-bytes", envvar="MLOPS_SERVE_MAX_BODY_BYTES", default=1 << 20, type=int)
+@click.option(
+    "--unexpected-columns",
+    envvar="MLOPS_SERVE_UNEXPECTED_COLUMNS",
+    type=click.Choice(["reject", "ignore"]),
+    default="reject",
+    show_default=True,
+)
+@click.option("--wal-dir", envvar="MLOPS_SERVE_WAL_DIR", default=None, help="Write-ahead log.")
+@click.option("--log/--no-log", "log_enabled", envvar="MLOPS_SERVE_LOG", default=True)
+@click.option("--log-flush-interval", envvar="MLOPS_SERVE_LOG_FLUSH_INTERVAL", default=1.0)
+@click.option("--log-batch-records", envvar="MLOPS_SERVE_LOG_BATCH_RECORDS", default=5000)
+@click.option("--log-max-backlog-bytes", envvar="MLOPS_SERVE_LOG_MAX_BACKLOG", default=64 << 20)
+@click.option("--wal-segment-bytes", envvar="MLOPS_SERVE_WAL_SEGMENT_BYTES", default=8 << 20)
+@click.option("--drain-timeout", envvar="MLOPS_SERVE_DRAIN_TIMEOUT", default=60.0, type=float)
+@click.option("--log-level", envvar="MLOPS_SERVE_LOG_LEVEL", default="info")
+@click.pass_obj
+def serve(paths: StatePaths, **options) -> None:
+    """Serve the registered model's champion over HTTP (see README, "Serving")."""
+    from mlops_assets.constants import REGISTERED_MODEL_NAME
+    from mlops_assets.serving.server import run
+    from mlops_assets.serving.settings import ServeSettings
+
+    paths.ensure()
+    try:
+        settings = ServeSettings(
+            host=options["host"],
+            port=options["port"],
+            model_name=options["model_name"] or REGISTERED_MODEL_NAME,
+            alias=options["alias"],
+            canary_alias=options["canary_alias"] or None,
+            canary_fraction=options["canary_fraction"],
+            delta_root=options["delta_root"] or str(paths.lakehouse),
+            tracking_uri=options["tracking_uri"] or paths.mlflow_tracking_uri,
+            registry_uri=options["registry_uri"] or None,
+            admin_token=options["admin_token"] or None,
+            poll_interval_s=options["poll_interval"],
+            max_rows=options["max_rows"],
+            max_body_bytes=options["max_body_bytes"],
+            unexpected_columns=options["unexpected_columns"],
+            wal_dir=options["wal_dir"] or str(paths.serving / "wal"),
+            log_enabled=options["log_enabled"],
+            log_flush_interval_s=options["log_flush_interval"],
+            log_batch_records=options["log_batch_records"],
+            log_max_backlog_bytes=options["log_max_backlog_bytes"],
+            wal_segment_bytes=options["wal_segment_bytes"],
+            drain_timeout_s=options["drain_timeout"],
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+    run(settings, log_level=options["log_level"])
+
+
 def serve_main() -> None:
     """Entry point of ``mlops-serve`` (the same as ``mlops serve``)."""
     main(["serve", *sys.argv[1:]])
