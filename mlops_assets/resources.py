@@ -6,7 +6,7 @@ server a resource points at is decided in ``definitions.py`` and nowhere else.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field
@@ -32,19 +32,36 @@ class Lakehouse(dg.ConfigurableResource):
         default=None, description="Spark Connect URL (sc://host:port); overrides spark_master."
     )
     ivy_dir: str | None = Field(
-        default=None, description="Ivy cache for the Delta jars (keeps them out of $HOME)."
+        default=None, description="Ivy cache for the Delta jars (default: the state cache)."
     )
+    spark_conf: dict[str, str] = Field(
+        default={}, description="Further Spark settings (spark.*), applied last."
+    )
+
+    def spark_session(self) -> Any:
+        """Return the Delta-enabled Spark session this configuration names (started lazily).
+
+        The session is built by ``core.spark`` rather than ``dagster_pyspark``'s resources:
+        those call ``SparkSession.builder.getOrCreate()``, which in pyspark 4 switches the whole
+        process into Connect mode when ``spark.remote`` is set, and silently reuses a running
+        session that lacks Delta; ``spark_session`` handles both.
+        """
+        from mlops_assets.core.spark import spark_session
+
+        return spark_session(
+            master=self.spark_master,
+            remote=self.spark_remote,
+            ivy_dir=self.ivy_dir,
+            extra_conf=self.spark_conf,
+        )
 
     def tables(self) -> DeltaEngine:
         """Return the configured Delta engine."""
         if self.engine == "delta-rs":
             return DeltaRsEngine(root=self.root)
-        from mlops_assets.core.spark_tables import SparkDeltaEngine, spark_session
+        from mlops_assets.core.spark_tables import SparkDeltaEngine
 
-        session = spark_session(
-            master=self.spark_master, remote=self.spark_remote, ivy_dir=self.ivy_dir
-        )
-        return SparkDeltaEngine(root=self.root, spark=session)
+        return SparkDeltaEngine(root=self.root, spark=self.spark_session())
 
 
 class MlflowRegistry(dg.ConfigurableResource):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from mlops_assets.core.paths import state_paths
@@ -73,6 +74,7 @@ def delta_spark_conf(
     app_name: str = "mlops_assets",
     driver_memory: str = "2g",
     shuffle_partitions: int = 4,
+    extra_conf: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Return the Spark configuration of a Delta-enabled session (pure, starts nothing).
 
@@ -84,6 +86,9 @@ def delta_spark_conf(
         app_name: Application name shown in the Spark UI.
         driver_memory: ``spark.driver.memory`` of a local or client-mode driver.
         shuffle_partitions: ``spark.sql.shuffle.partitions`` (small suits one machine).
+        extra_conf: Further settings, applied last (for example
+            ``spark.driver.extraJavaOptions=-XX:TieredStopAtLevel=1``, which halves the JVM
+            warm-up of short local sessions such as tests).
 
     Returns:
         Configuration keys and values for ``SparkSession.builder``.
@@ -92,10 +97,11 @@ def delta_spark_conf(
         ValueError: When ``remote`` is not an ``sc://`` URL or ``master`` is empty.
     """
     conf = {**RUNTIME_CONF, "spark.sql.shuffle.partitions": str(shuffle_partitions)}
+    extra = {str(key): str(value) for key, value in (extra_conf or {}).items()}
     if remote is not None:
         if not remote.startswith("sc://"):
             raise ValueError(f"Spark Connect remote must look like sc://host:port, got {remote!r}")
-        return {**conf, "spark.remote": remote}
+        return {**conf, **extra, "spark.remote": remote}
     if not master:
         raise ValueError("spark master is empty; use local[*], spark://host:port, yarn, ...")
     cache = state_paths().cache
@@ -116,9 +122,10 @@ def delta_spark_conf(
             "spark.ui.enabled": "false",
             "spark.driver.host": "127.0.0.1",
             "spark.driver.bindAddress": "127.0.0.1",
-            "spark.databricks.delta.snapshotPartitions": str(shuffle_partitions),
+            # One partition for the replayed Delta log: halves small-table reads locally.
+            "spark.databricks.delta.snapshotPartitions": "1",
         }
-    return conf
+    return conf | extra
 
 
 def is_connect(spark: Any) -> bool:
@@ -133,6 +140,7 @@ def spark_session(
     app_name: str = "mlops_assets",
     driver_memory: str = "2g",
     log_level: str = "WARN",
+    extra_conf: Mapping[str, str] | None = None,
 ) -> SparkSession:
     """Return the process's Delta-enabled Spark session, creating it on first use.
 
@@ -149,6 +157,7 @@ def spark_session(
         app_name: Application name.
         driver_memory: ``spark.driver.memory``.
         log_level: JVM log level of a classic session.
+        extra_conf: Further Spark settings, applied last.
 
     Returns:
         A classic or Spark Connect ``SparkSession`` with Delta enabled.
@@ -156,7 +165,7 @@ def spark_session(
     Raises:
         SparkSessionError: When an already running classic session lacks the Delta extension.
     """
-    conf = delta_spark_conf(master, remote, ivy_dir, app_name, driver_memory)
+    conf = delta_spark_conf(master, remote, ivy_dir, app_name, driver_memory, extra_conf=extra_conf)
     if remote is not None:
         from pyspark.sql.connect.session import SparkSession as ConnectSession
 
