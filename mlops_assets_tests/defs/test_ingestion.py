@@ -232,3 +232,44 @@ def test_training_splits_stay_pinned_to_the_transactions_version_they_read(
     assert splits["dagster/row_count"] == 2_000
     stored = engine.read("training_splits").drop(columns=["split"])
     pd.testing.assert_frame_equal(canonical_order(stored), canonical_order(old))
+
+
+def test_null_rate_check_blocks_and_row_count_change_only_warns(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    path = tmp_path / "data.csv"
+    frame = pd.DataFrame({"a": range(200), "b": [1.0] * 200, "Class": [0, 1] * 100})
+    frame.to_csv(path, index=False)
+    config = dg.RunConfig(ops={"transactions_checks": TransactionChecksConfig(min_positives=5)})
+    first = dg.materialize(
+        ASSETS, resources=_resources(lake, _file_source(path)), run_config=config
+    )
+    assert first.success and all(_checks(first).values())
+
+    # Half the rows: the row count changes by -50 % (> 20 %), a warning that does not block.
+    frame.head(100).to_csv(path, index=False)
+    warn = dg.RunConfig(
+        ops={
+            "transactions_checks": TransactionChecksConfig(
+                min_positives=5, max_row_count_change=0.2
+            )
+        }
+    )
+    second = dg.materialize(ASSETS, resources=_resources(lake, _file_source(path)), run_config=warn)
+    assert second.success and _checks(second)["row_count_change"] is False
+    evaluation = next(
+        e for e in second.get_asset_check_evaluations() if e.check_name == "row_count_change"
+    )
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert "200 -> 100 rows" in evaluation.description
+
+    # A column that is 90 % missing fails the blocking null-rate check: no new splits.
+    frame.assign(b=[None] * 180 + [1.0] * 20).to_csv(path, index=False)
+    splits_before = DeltaRsEngine(str(lake)).latest_version("training_splits")
+    third = dg.materialize(
+        ASSETS,
+        resources=_resources(lake, _file_source(path)),
+        run_config=config,
+        raise_on_error=False,
+    )
+    assert not third.success and _checks(third)["null_rates"] is False
+    assert DeltaRsEngine(str(lake)).latest_version("training_splits") == splits_before
