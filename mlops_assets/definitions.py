@@ -13,12 +13,12 @@ import os
 import dagster as dg
 
 from mlops_assets.core.paths import state_paths
-from mlops_assets.defs import ingestion, jobs
+from mlops_assets.defs import ingestion, jobs, training
 from mlops_assets.resources import DataSource, Lakehouse, MlflowRegistry
 
 PROFILE_ENV = "MLOPS_PROFILE"
 PROFILES = ("embedded", "production")
-DEFS_MODULES = [ingestion, jobs]
+DEFS_MODULES = [ingestion, training, jobs]
 
 
 def embedded_resources(state_dir: str | None = None) -> dict[str, dg.ConfigurableResource]:

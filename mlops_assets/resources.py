@@ -81,6 +81,11 @@ class MlflowRegistry(dg.ConfigurableResource):
     model_name: str = Field(
         default=REGISTERED_MODEL_NAME, description="Registered model this system manages."
     )
+    ui_url: str | None = Field(
+        default=None,
+        description="MLflow UI base URL for run links; the tracking URI when it is http(s), "
+        "else http://127.0.0.1:5000 (where `mlflow ui` serves a local store).",
+    )
 
     def target(self) -> TrackingTarget:
         """Return the core tracking target for this configuration."""
