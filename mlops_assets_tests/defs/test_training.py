@@ -183,3 +183,33 @@ def test_budget_of_zero_fails_the_asset(state: StatePaths, shared_data: Path) ->
     assert not result.success
     failure = next(event for event in result.all_events if event.is_step_failure)
     assert "max_evals must be at least 1, got 0" in str(failure.step_failure_data.error)
+
+
+@pytest.mark.spark
+def test_spark_engine_runs_the_search_with_spark_trials(
+    spark, state: StatePaths, shared_data: Path
+) -> None:
+    upstream = fake_upstream(split_three(bank_frame(shared_data, 900)), {})
+    spark_resources = resources(state)
+    spark_resources["lakehouse"] = Lakehouse(
+        root=str(state.lakehouse), engine="spark", spark_master=spark.sparkContext.master
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [*upstream, tuned_model],
+        resources=spark_resources,
+        run_config=dg.RunConfig(
+            {"tuned_model": TuningConfig(max_evals=2, parallelism=2, exclude_columns=["duration"])}
+        ),
+        instance=instance,
+    )
+    assert result.success
+    tuned: TunedModel = result.output_for_node("tuned_model")
+    assert tuned.trials_ok == 2
+    client = MlflowRegistry(tracking_uri=state.mlflow_tracking_uri).target().client()
+    children = client.search_runs(
+        [tuned.experiment_id], f"tags.mlflow.parentRunId = '{tuned.run_id}'"
+    )
+    assert len(children) == 2 and {run.info.status for run in children} == {"FINISHED"}
+    logs = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert sum(message.startswith("trial ") for message in logs) == 2
