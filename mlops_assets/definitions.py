@@ -13,12 +13,13 @@ import os
 import dagster as dg
 
 from mlops_assets.core.paths import state_paths
-from mlops_assets.defs import ingestion, jobs, training
-from mlops_assets.resources import DataSource, Lakehouse, MlflowRegistry
+from mlops_assets.defs import ingestion, jobs, serving, training
+from mlops_assets.resources import DataSource, Lakehouse, MlflowRegistry, ServingEndpoint
 
 PROFILE_ENV = "MLOPS_PROFILE"
 PROFILES = ("embedded", "production")
-DEFS_MODULES = [ingestion, training, jobs]
+SERVING_URL_ENV, ADMIN_TOKEN_ENV = "MLOPS_SERVING_URL", "MLOPS_ADMIN_TOKEN"
+DEFS_MODULES = [ingestion, training, serving, jobs]
 
 
 def embedded_resources(state_dir: str | None = None) -> dict[str, dg.ConfigurableResource]:
@@ -30,6 +31,10 @@ def embedded_resources(state_dir: str | None = None) -> dict[str, dg.Configurabl
         "mlflow": MlflowRegistry(
             tracking_uri=paths.mlflow_tracking_uri,
             artifact_root=str(paths.mlflow_artifact_root),
+        ),
+        "serving": ServingEndpoint(
+            url=os.environ.get(SERVING_URL_ENV, "http://127.0.0.1:8080"),
+            admin_token=dg.EnvVar(ADMIN_TOKEN_ENV) if os.environ.get(ADMIN_TOKEN_ENV) else None,
         ),
     }
 
@@ -49,6 +54,9 @@ def production_resources() -> dict[str, dg.ConfigurableResource]:
         "data_source": DataSource(
             kind=os.environ.get("MLOPS_SOURCE_KIND", "openml"),
             path=os.environ.get("MLOPS_SOURCE_PATH") or None,
+        ),
+        "serving": ServingEndpoint(
+            url=dg.EnvVar(SERVING_URL_ENV), admin_token=dg.EnvVar(ADMIN_TOKEN_ENV)
         ),
     }
 

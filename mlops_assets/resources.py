@@ -17,6 +17,7 @@ from mlops_assets.core.paths import state_paths
 from mlops_assets.core.synthetic import POSITIVE_RATE, DriftSpec
 from mlops_assets.core.tables import DeltaEngine, DeltaRsEngine
 from mlops_assets.core.tracking import TrackingTarget
+from mlops_assets.serving.client import Prediction, ReloadResult, ServingClient
 
 
 class Lakehouse(dg.ConfigurableResource):
@@ -173,3 +174,32 @@ class DataSource(dg.ConfigurableResource):
             timeout_s=self.openml_timeout_s,
             fallback=generated if self.fallback_to_synthetic else None,
         )
+
+
+class ServingEndpoint(dg.ConfigurableResource):
+    """Client of the running serving endpoint (``mlops serve``): reload, model info, predict."""
+
+    url: str = Field(
+        default="http://127.0.0.1:8080", description="Base URL of the serving endpoint."
+    )
+    admin_token: str | None = Field(
+        default=None,
+        description="Bearer token of /admin (set with dg.EnvVar('MLOPS_ADMIN_TOKEN')).",
+    )
+    timeout_s: float = Field(default=60.0, description="HTTP timeout of one call (seconds).")
+
+    def client(self) -> ServingClient:
+        """Return the HTTP client for this configuration."""
+        return ServingClient(self.url, admin_token=self.admin_token, timeout_s=self.timeout_s)
+
+    def reload(self, force: bool = False) -> ReloadResult:
+        """Ask the server to re-resolve its aliases and hot-swap; failures are in ``error``."""
+        return self.client().reload(force=force)
+
+    def model_info(self) -> dict[str, Any]:
+        """The server's ``/model`` document (versions, aliases, lineage tags, loaded at)."""
+        return self.client().model_info()
+
+    def predict(self, rows: list[dict[str, Any]] | dict[str, Any]) -> list[Prediction]:
+        """Score rows through ``/predict`` (each answer names its request id and version)."""
+        return self.client().predict(rows)

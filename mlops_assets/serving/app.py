@@ -144,7 +144,9 @@ def create_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Fa
         finally:
             holder.stop()
             if parts["log"] is not None:
-                await asyncio.to_thread(parts["log"].close, settings.drain_timeout_s)
+                app.state.drained = await asyncio.to_thread(
+                    parts["log"].close, settings.drain_timeout_s
+                )
             logger.info("server stopped")
 
     app = FastAPI(

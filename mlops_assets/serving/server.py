@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 
 from mlops_assets.serving.settings import ServeSettings
@@ -19,18 +20,26 @@ def run(settings: ServeSettings, log_level: str = "info") -> None:
     """
     import uvicorn
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in logs
+
     from mlops_assets.serving.app import create_app
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # A process started in the background may inherit "ignore" for these; uvicorn installs
-    # its own handlers, but start from the defaults so nothing stays ignored.
+    app = create_app(settings)
+
+    def finished(number: int, _frame) -> None:
+        # uvicorn re-raises the signal it caught once the graceful shutdown is over: exit 0
+        # when the inference log reached Delta, 3 when records had to stay in the WAL.
+        raise SystemExit(0 if getattr(app.state, "drained", True) else 3)
+
+    # Explicit handlers also undo an inherited "ignore" (background processes).
     for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, signal.SIG_DFL)
+        signal.signal(number, finished)
     logger.info("settings: %s", settings.describe())
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",

@@ -13,7 +13,7 @@ import pytest
 
 # version number -> what it is
 VERSIONS = {
-    1: "xgboost pipeline, threshold 0.5, lineage tags",
+    1: "xgboost pipeline, threshold 0.5, lineage tags, column Amount required",
     2: "xgboost pipeline (other seed), threshold 0.3",
     3: "imputer + scaler + logistic regression",
     4: "string column (pandas scoring path)",
@@ -36,7 +36,7 @@ def serving_registry(tmp_path_factory: pytest.TempPathFactory):
     registry = TestRegistry.create(folder)
     if (folder / "complete").is_file():
         return registry
-    assert registry.register(xgb_bundle(seed=0), tags=LINEAGE_TAGS) == 1
+    assert registry.register(xgb_bundle(seed=0, required=("Amount",)), tags=LINEAGE_TAGS) == 1
     assert registry.register(xgb_bundle(seed=1, threshold=0.3)) == 2
     assert registry.register(logistic_bundle()) == 3
     assert registry.register(categorical_bundle()) == 4

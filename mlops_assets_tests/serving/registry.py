@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -30,7 +30,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from xgboost import XGBClassifier
 
-from mlops_assets.core.contract import contract_from_frame
+from mlops_assets.core.contract import InputContract, contract_from_frame
 from mlops_assets.core.model_bundle import PIPELINE_FILE, ModelBundle
 from mlops_assets.core.model_io import log_bundle
 from mlops_assets.core.pyfunc_model import BUNDLE_ARTIFACT
@@ -58,8 +58,17 @@ def feature_frame(rows: int = 300, seed: int = 0) -> tuple[pd.DataFrame, pd.Seri
     return frame, labels
 
 
-def xgb_bundle(seed: int = 0, threshold: float = 0.5, trees: int = 20) -> ModelBundle:
-    """The production shape: ColumnTransformer(imputer + scaler) -> XGBClassifier(hist)."""
+def xgb_bundle(
+    seed: int = 0, threshold: float = 0.5, trees: int = 20, required: tuple[str, ...] = ()
+) -> ModelBundle:
+    """The production shape: ColumnTransformer(imputer + scaler) -> XGBClassifier(hist).
+
+    Args:
+        seed: Data and model seed.
+        threshold: Decision threshold.
+        trees: Boosting rounds.
+        required: Columns the contract marks as not nullable.
+    """
     frame, labels = feature_frame(seed=seed)
     preprocess = ColumnTransformer(
         [("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), list(frame))]
@@ -68,7 +77,9 @@ def xgb_bundle(seed: int = 0, threshold: float = 0.5, trees: int = 20) -> ModelB
         tree_method="hist", n_estimators=trees, max_depth=3, n_jobs=1, random_state=seed
     )
     pipeline = Pipeline([("preprocess", preprocess), ("classifier", classifier)]).fit(frame, labels)
-    return ModelBundle(pipeline, threshold, contract_from_frame(frame))
+    contract = contract_from_frame(frame)
+    columns = tuple(replace(spec, nullable=spec.name not in required) for spec in contract.columns)
+    return ModelBundle(pipeline, threshold, InputContract(columns))
 
 
 def logistic_bundle(seed: int = 1, threshold: float = 0.3) -> ModelBundle:

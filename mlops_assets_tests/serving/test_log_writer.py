@@ -73,7 +73,7 @@ def test_restart_moves_what_the_crash_left_exactly_once(tmp_path: Path) -> None:
 def test_full_backlog_refuses_records_until_delta_catches_up(tmp_path: Path) -> None:
     record = prediction(0, "x").payload
     log = make_log(
-        tmp_path, flush_interval_s=0.5, batch_records=10**6, max_backlog_bytes=3 * len(record)
+        tmp_path, flush_interval_s=3.0, batch_records=10**6, max_backlog_bytes=3 * len(record)
     )
     log.open()
     append_all(log, [record] * 3)
