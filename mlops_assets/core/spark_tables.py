@@ -21,8 +21,12 @@ Choices that keep the two engines interoperable (delta-rs 1.6 and delta-spark 4.
 * **Types.** Integer widths are kept (int32 stays ``integer``); strings, large strings and
   pandas categoricals all become ``string``; every column is nullable. Types Spark or Delta
   cannot hold (unsigned integers, ...) are refused with the column named.
-* **Names.** Column names containing any of `` ,;{}()\n\t=`` need column mapping, so they are
-  refused up front (naming the column) instead of failing inside the JVM.
+* **Names.** Spark creates a table whose column names contain any of `` ,;{}()\n\t=`` only
+  with column mapping, so it refuses them (the error names the columns); delta-rs writes such
+  names without column mapping, and Spark reads and appends to those tables.
+* **Schema changes.** Appends may add columns on both engines (schema merge). A column whose
+  type changes (int -> double) is refused by Spark with the column and both types named;
+  note that delta-rs instead casts the new values to the table's type.
 * **Versions.** Every Spark commit carries a unique ``userMetadata`` token, so the version a
   write created is found exactly even when other writers commit at the same time.
 * **Row order** is not part of a Delta table; compare tables as sets of rows.
@@ -71,12 +75,8 @@ def _to_arrow(name: str, frame: pd.DataFrame) -> tuple[pa.Table, Any]:
     duplicates = sorted({column for column in columns if columns.count(column) > 1})
     if duplicates:
         raise ValueError(f"table {name!r}: duplicate column names {duplicates}")
-    for column in columns:
-        if not column or any(char in INVALID_NAME_CHARS for char in column):
-            raise ValueError(
-                f"table {name!r}: column name {column!r} is empty or contains one of "
-                f"{INVALID_NAME_CHARS!r}, which Delta allows only with column mapping"
-            )
+    if "" in columns:
+        raise ValueError(f"table {name!r}: a column has an empty name")
     try:
         data = pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
@@ -151,9 +151,34 @@ class SparkDeltaEngine:
             except Exception as error:
                 conflict = any(marker in _condition(error) for marker in _CONFLICTS)
                 if not conflict or attempt == self.max_commit_attempts:
+                    self._schema_error(name, schema, error)
                     raise
                 time.sleep(0.05 * attempt)
         return TableRef(name=name, uri=self.uri(name), version=self._version_of(name, token))
+
+    def _schema_error(self, name: str, schema: Any, error: Exception) -> None:
+        """Raise a ValueError naming the columns when ``error`` is a schema problem."""
+        condition = _condition(error)
+        if "INVALID_CHARACTERS_IN_COLUMN_NAMES" in condition:
+            bad = [col for col in schema.fieldNames() if set(col) & set(INVALID_NAME_CHARS)]
+            raise ValueError(
+                f"table {name!r}: column names {bad} contain one of {INVALID_NAME_CHARS!r}; "
+                "Spark creates such tables only with column mapping, which delta-rs cannot "
+                "write, so rename the columns"
+            ) from error
+        if "FAILED_TO_MERGE_FIELDS" in condition or "SCHEMA_MISMATCH" in condition:
+            current = self.spark.read.format("delta").load(self.uri(name)).schema
+            clashes = [
+                f"{field.name!r} is {current[field.name].dataType.simpleString()} in the table "
+                f"but {field.dataType.simpleString()} in the frame"
+                for field in schema
+                if field.name in current.fieldNames()
+                and current[field.name].dataType != field.dataType
+            ]
+            detail = "; ".join(clashes) or str(error).strip().splitlines()[0]
+            raise ValueError(
+                f"table {name!r}: the frame does not fit the table: {detail}"
+            ) from error
 
     def _version_of(self, name: str, token: str) -> int:
         for limit in (16, None):

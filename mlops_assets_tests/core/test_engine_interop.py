@@ -115,6 +115,15 @@ def test_interleaved_commits_read_each_others_checkpoints(
     assert [c.version for c in spark.history("t")] == [5, 4, 3, 2, 1, 0]
 
 
+def test_spark_appends_to_delta_rs_tables_whose_names_it_could_not_create(
+    engines: tuple[DeltaRsEngine, SparkDeltaEngine],
+) -> None:
+    rs, spark = engines
+    rs.write("t", pd.DataFrame({"amount eur": [1.0], "emp.var.rate": [1.1]}), mode="overwrite")
+    assert spark.write("t", pd.DataFrame({"amount eur": [2.0], "emp.var.rate": [2.2]})).version == 1
+    assert rs.read("t").sort_values("amount eur")["emp.var.rate"].tolist() == [1.1, 2.2]
+
+
 def test_concurrent_appends_from_both_engines_all_land(
     engines: tuple[DeltaRsEngine, SparkDeltaEngine],
 ) -> None:

@@ -75,7 +75,7 @@ def test_conf_rejects_bad_remote_and_master() -> None:
 @pytest.mark.parametrize(
     ("frame", "mode", "message"),
     [
-        (pd.DataFrame({"amount eur": [1.0]}), "append", "column name 'amount eur'"),
+        (pd.DataFrame({"": [1.0]}), "append", "table 'events': a column has an empty name"),
         (pd.DataFrame([[1, 2]], columns=["a", "a"]), "append", r"duplicate column names \['a'\]"),
         (pd.DataFrame({"u": pd.Series([1], dtype="uint64")}), "append", "column 'u'.*uint64"),
         (pd.DataFrame({"m": [1, "x"]}), "append", "table 'events'.*column m"),
@@ -142,6 +142,20 @@ def test_missing_table_version_and_plain_folder_name_the_table(spark: Any, tmp_p
     with pytest.raises(TableNotFoundError, match="no version -1"):
         engine.read("t", -1)
     assert engine.read("t", 0)["a"].tolist() == [1]
+
+
+@pytest.mark.spark
+def test_schema_problems_name_the_columns(spark: Any, tmp_path: Path) -> None:
+    engine = SparkDeltaEngine(str(tmp_path / "lake"), spark)
+    with pytest.raises(ValueError, match=r"table 'new': column names \['amount eur'\]"):
+        engine.write("new", pd.DataFrame({"amount eur": [1.0], "ok": [1]}))
+    assert engine.latest_version("new") is None
+
+    engine.write("t", pd.DataFrame({"a": [1], "b": ["x"]}))
+    with pytest.raises(ValueError, match="'a' is bigint in the table but double in the frame"):
+        engine.write("t", pd.DataFrame({"a": [1.5], "b": ["y"]}))
+    assert engine.read("t").to_dict("list") == {"a": [1], "b": ["x"]}  # v0 intact
+    assert engine.latest_version("t") == 0
 
 
 @pytest.mark.spark
