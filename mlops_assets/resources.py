@@ -13,6 +13,7 @@ from pydantic import Field
 
 from mlops_assets.constants import EXPERIMENT_NAME, REGISTERED_MODEL_NAME
 from mlops_assets.core import sources
+from mlops_assets.core.holdout import Holdout
 from mlops_assets.core.paths import state_paths
 from mlops_assets.core.synthetic import POSITIVE_RATE, DriftSpec
 from mlops_assets.core.tables import DeltaEngine, DeltaRsEngine
@@ -139,6 +140,12 @@ class DataSource(dg.ConfigurableResource):
     drift_fraud_pattern_change: float = Field(
         default=0.0, description="synthetic: 0 keeps the fraud pattern, 1 moves it elsewhere."
     )
+    holdout_tail_fraction: float = Field(
+        default=0.0,
+        description="file/openml: latest share of rows (by order_column) never ingested, kept "
+        "for `mlops simulate` traffic; 0 ingests everything.",
+    )
+    order_column: str = Field(default="Time", description="file/openml: hold-out order column.")
 
     def source(self) -> sources.Source:
         """Return the core source this configuration describes."""
@@ -154,6 +161,11 @@ class DataSource(dg.ConfigurableResource):
             drift=drift,
         )
         target = sources.TargetSpec(self.target_column, self.positive_label)
+        holdout = (
+            Holdout(self.holdout_tail_fraction, self.order_column)
+            if self.holdout_tail_fraction
+            else None
+        )
         if self.kind == "synthetic":
             return generated
         if self.kind == "file":
@@ -166,6 +178,7 @@ class DataSource(dg.ConfigurableResource):
                 delimiter=self.delimiter,
                 drop_columns=tuple(self.drop_columns),
                 column_types=dict(self.column_types),
+                holdout=holdout,
             )
         return sources.OpenMLSource(
             cache_dir=self.cache_dir or str(state_paths().cache),
@@ -173,6 +186,7 @@ class DataSource(dg.ConfigurableResource):
             target=target,
             timeout_s=self.openml_timeout_s,
             fallback=generated if self.fallback_to_synthetic else None,
+            holdout=holdout,
         )
 
 

@@ -19,6 +19,7 @@ from typing import Literal
 import pandas as pd
 
 from mlops_assets.core import synthetic
+from mlops_assets.core.holdout import Holdout, SourcePart, apply_holdout
 from mlops_assets.core.readers import (
     OPENML_HOST,
     SourceError,
@@ -75,6 +76,7 @@ class FileSource:
         drop_columns: Columns removed on read (e.g. leaky ones).
         column_types: Declared types (``float``/``int``/``string``/``bool``) the silver layer
             enforces; undeclared columns are inferred.
+        holdout: Latest rows kept back for traffic (never ingested), or None.
     """
 
     path: str
@@ -83,6 +85,7 @@ class FileSource:
     delimiter: str = ","
     drop_columns: tuple[str, ...] = ()
     column_types: Mapping[str, str] = field(default_factory=dict)
+    holdout: Holdout | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class OpenMLSource:
         target: Target column and positive label.
         timeout_s: Network probe timeout; offline fails within about this time.
         fallback: Synthetic source used when OpenML cannot be reached; None fails instead.
+        holdout: Latest rows kept back for traffic (never ingested), or None.
     """
 
     cache_dir: str
@@ -102,6 +106,7 @@ class OpenMLSource:
     target: TargetSpec = SYNTHETIC_TARGET
     timeout_s: float = 3.0
     fallback: SyntheticSource | None = field(default_factory=SyntheticSource)
+    holdout: Holdout | None = None
 
 
 Source = SyntheticSource | FileSource | OpenMLSource
@@ -119,6 +124,7 @@ class LoadedSource:
         column_types: Types the silver layer enforces (empty: infer).
         fallback_reason: Why the configured source was not used, or None.
         seconds: Time taken to load.
+        holdout_rows: Rows of the source held out for traffic (not in ``frame`` when ingesting).
     """
 
     frame: pd.DataFrame
@@ -128,6 +134,7 @@ class LoadedSource:
     column_types: Mapping[str, str] = field(default_factory=dict)
     fallback_reason: str | None = None
     seconds: float = 0.0
+    holdout_rows: int = 0
 
 
 def expected_target(source: Source) -> TargetSpec:
@@ -155,7 +162,9 @@ def describe(source: Source) -> str:
 
 
 def load_source(
-    source: Source, fetch: Callable[[int, Path], pd.DataFrame] | None = None
+    source: Source,
+    fetch: Callable[[int, Path], pd.DataFrame] | None = None,
+    part: SourcePart = "ingest",
 ) -> LoadedSource:
     """Load ``source``.
 
@@ -163,13 +172,15 @@ def load_source(
         source: What to load.
         fetch: OpenML fetcher ``(data_id, data_home) -> frame`` (tests inject one); defaults
             to scikit-learn's ``fetch_openml``.
+        part: ``ingest``: the rows to train on (without a configured hold-out tail);
+            ``holdout``: only that tail, for traffic (see :mod:`mlops_assets.core.holdout`).
 
     Returns:
         The loaded rows and a description of what was used.
 
     Raises:
-        SourceError: The file is missing, empty, truncated or lacks the target column; or
-            OpenML is unreachable and no fallback is configured.
+        SourceError: The file is missing, empty, truncated or lacks the target column;
+            OpenML is unreachable and no fallback is configured; or the hold-out cannot be cut.
     """
     started = time.perf_counter()
     if isinstance(source, SyntheticSource):
@@ -178,6 +189,7 @@ def load_source(
         loaded = _load_file(source)
     else:
         loaded = _load_openml(source, fetch or fetch_openml_frame)
+    loaded = apply_holdout(loaded, getattr(source, "holdout", None), part)
     return replace(loaded, seconds=round(time.perf_counter() - started, 3))
 
 
