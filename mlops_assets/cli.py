@@ -158,6 +158,64 @@ def serve(paths: StatePaths, **options) -> None:
     run(settings, log_level=options["log_level"])
 
 
+@main.command()
+@click.option(
+    "--url", envvar="MLOPS_SERVING_URL", default="http://127.0.0.1:8080", show_default=True
+)
+@click.option("--rows", type=int, default=None, help="Rows to send [default: 2000, or the tail].")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--rate", type=float, default=200.0, show_default=True, help="Rows per second.")
+@click.option("--batch-rows", type=int, default=20, show_default=True, help="Rows per request.")
+@click.option("--concurrency", type=int, default=4, show_default=True)
+@click.option(
+    "--source",
+    type=click.Choice(["configured", "synthetic", "file"]),
+    default="configured",
+    show_default=True,
+    help="configured: the data assets' DataSource (its hold-out tail, or fresh synthetic rows).",
+)
+@click.option("--path", default=None, help="file: CSV/Parquet whose tail is replayed.")
+@click.option("--target-column", default="Class", show_default=True)
+@click.option("--positive-label", default="1", show_default=True)
+@click.option("--delimiter", default=",", show_default=True)
+@click.option("--holdout-fraction", type=float, default=0.2, show_default=True)
+@click.option("--order-column", default="Time", show_default=True)
+@click.option("--seed", type=int, default=None, help="Traffic seed [default: training seed+1000].")
+@click.option("--positive-rate", type=float, default=None, help="synthetic: fraud share.")
+@click.option("--drift-shift", default="", help="COLUMN=STD,... e.g. V3=2.0,V14=-1.5")
+@click.option("--drift-scale", default="", help="COLUMN=FACTOR,... spread multipliers.")
+@click.option("--fraud-pattern-change", type=float, default=0.0, help="0..1")
+@click.option("--drift-positive-rate", type=float, default=None, help="Fraud share once drifted.")
+@click.option("--drift-after", type=int, default=0, show_default=True, help="Clean rows first.")
+@click.option("--feedback-share", type=float, default=1.0, show_default=True)
+@click.option("--feedback-delay", type=float, default=2.0, show_default=True, help="Seconds.")
+@click.option("--ready-timeout", type=float, default=60.0, show_default=True)
+@click.option("--progress-interval", type=float, default=2.0, show_default=True)
+@click.option("--summary-json", type=click.Path(dir_okay=False), default=None)
+@click.pass_obj
+def simulate(paths: StatePaths, **options) -> None:
+    """Replay production traffic (rows no model trained on) against a running server."""
+    from mlops_assets import simulation, traffic_setup
+
+    try:
+        rows, settings = traffic_setup.plan_from_options(options)
+    except ValueError as error:  # SourceError is a ValueError too
+        raise click.UsageError(str(error)) from error
+    click.echo(f"traffic: {rows.description}", err=True)
+    show = traffic_setup.progress_printer(sys.stderr)
+    try:
+        summary = simulation.run_simulation(
+            options["url"], rows, settings, show, options["ready_timeout"]
+        )
+    except simulation.SimulationError as error:
+        raise click.ClickException(str(error)) from error
+    for line in summary.lines():
+        click.echo(line)
+    if options["summary_json"]:
+        Path(options["summary_json"]).write_text(traffic_setup.summary_json(summary))
+    sys.exit(0 if summary.rows_answered else 1)
+
+
 def serve_main() -> None:
     """Entry point of ``mlops-serve`` (the same as ``mlops serve``)."""
     main(["serve", *sys.argv[1:]])
