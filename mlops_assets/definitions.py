@@ -13,13 +13,13 @@ import os
 import dagster as dg
 
 from mlops_assets.core.paths import state_paths
-from mlops_assets.defs import ingestion, jobs, serving, training
+from mlops_assets.defs import deployment, ingestion, jobs, serving, training
 from mlops_assets.resources import DataSource, Lakehouse, MlflowRegistry, ServingEndpoint
 
 PROFILE_ENV = "MLOPS_PROFILE"
 PROFILES = ("embedded", "production")
 SERVING_URL_ENV, ADMIN_TOKEN_ENV = "MLOPS_SERVING_URL", "MLOPS_ADMIN_TOKEN"
-DEFS_MODULES = [ingestion, training, serving, jobs]
+DEFS_MODULES = [ingestion, training, deployment, serving, jobs]
 
 
 def embedded_resources(state_dir: str | None = None) -> dict[str, dg.ConfigurableResource]:

@@ -76,7 +76,8 @@ class DeploymentOutcome:
     Attributes:
         status: ``deployed``, ``pending``, ``rolled_back`` or ``failed``.
         version: The version this attempt tried to make live.
-        previous_version: The version serving before (None: none, or no server).
+        previous_version: The version serving before: the server's report, or the last good
+            version when the server had already followed the alias (None: none, no server).
         serving_version: The version serving afterwards as the server reported it.
         reason: One sentence.
         smoke: The smoke test of ``version`` (None when none ran).
@@ -194,8 +195,12 @@ def deploy_version(
     version: int,
     smoke: Callable[[int], SmokeCase],
     restore: Callable[[int], tuple[AliasMove, ...]] | None,
+    last_good: int | None = None,
 ) -> DeploymentOutcome:
     """Make ``version`` live; on failure move the alias back and verify the old version serves.
+
+    The version to go back to is the one the server reports before the reload; when the
+    server already follows the alias (its registry poll was faster), it is ``last_good``.
 
     Args:
         deployer: The server driver.
@@ -203,6 +208,7 @@ def deploy_version(
         smoke: Builds the smoke case of a version (loads it offline, predicts sample rows).
         restore: Points the alias back at a version and returns the moves; None: no rollback
             (a rollback deployment does not roll back again).
+        last_good: The last version known to serve well (e.g. the last verified deployment).
 
     Returns:
         The outcome: ``deployed``, ``pending`` (no server), ``rolled_back`` or ``failed``.
@@ -224,6 +230,8 @@ def deploy_version(
             "(the champion) when it starts"
         )
         return outcome("pending", None, None, reason)
+    if previous in (None, version) and last_good != version:
+        previous = last_good if last_good is not None else previous
     try:
         result = deployer.make_live(version, smoke)
         return outcome("deployed", previous, version, f"version {version} serves", result)

@@ -253,6 +253,19 @@ def replaced_by(promotions: pd.DataFrame, model_name: str, version: int) -> int 
     return None if matches.empty else _version(matches.iloc[-1]["champion_version"])
 
 
+def last_serving(deployments: pd.DataFrame, model_name: str) -> int | None:
+    """The version the latest verified deployment or rollback left serving (None: none)."""
+    if deployments.empty:
+        return None
+    mask = (
+        (deployments["model_name"] == model_name)
+        & deployments["status"].isin(("deployed", "rolled_back"))
+        & deployments["serving_version"].notna()
+    )
+    matches = deployments[mask]
+    return None if matches.empty else _version(matches.iloc[-1]["serving_version"])
+
+
 def metrics_json(metrics: dict[str, float]) -> str:
     """Serialise metrics (floats rounded to 6 significant digits) for a history row."""
     return json.dumps({key: float(f"{value:.6g}") for key, value in metrics.items()})

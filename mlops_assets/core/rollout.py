@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_assets.constants import PROMOTIONS_TABLE, SPLITS_TABLE
+from mlops_assets.constants import DEPLOYMENTS_TABLE, PROMOTIONS_TABLE, SPLITS_TABLE
 from mlops_assets.core import aliases
 from mlops_assets.core.comparison import Loader, TestRows, test_rows
 from mlops_assets.core.deployment import (
@@ -26,6 +26,7 @@ from mlops_assets.core.history import (
     DeploymentRecord,
     PromotionRecord,
     append_records,
+    last_serving,
     read_history,
     replaced_by,
     utc_now,
@@ -142,6 +143,10 @@ class Rollout:
 def deploy_champion(release: Release, client: Any, rows: TestRows) -> Rollout | None:
     """Make the ``champion`` version live; roll back to the serving version on failure.
 
+    The version rolled back to is the one the server reports before the reload; when the
+    server already serves the new champion (its registry poll moved first), it is the last
+    version a verified deployment left serving, else ``previous_champion``.
+
     Args:
         release: Registry, tables and settings.
         client: The serving endpoint (:class:`~mlops_assets.core.deployment.ServingApi`).
@@ -159,8 +164,15 @@ def deploy_champion(release: Release, client: Any, rows: TestRows) -> Rollout | 
         reason = f"automatic rollback: version {version} failed its deployment"
         return release.restore(previous, version, reason)
 
+    last_good = last_serving(read_history(release.engine, DEPLOYMENTS_TABLE), release.model_name)
+    if last_good in (None, version):
+        previous = aliases.alias_version(
+            release.registry, release.model_name, aliases.PREVIOUS_CHAMPION_ALIAS
+        )
+        last_good = int(previous) if previous is not None else None
     deployer = Deployer(client, release.settings)
-    outcome = deploy_version(deployer, version, release.smoke_factory(lambda _: rows), restore)
+    smoke = release.smoke_factory(lambda _: rows)
+    outcome = deploy_version(deployer, version, smoke, restore, last_good)
     return Rollout(outcome, release.record(outcome, "deploy", outcome.status), outcome.moves)
 
 

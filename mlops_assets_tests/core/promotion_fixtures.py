@@ -11,6 +11,7 @@ tests never share aliases. Use the fixture with
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -21,9 +22,9 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mlops_assets.constants import LABEL_COLUMN, SPLIT_COLUMN
-from mlops_assets.core.contract import contract_from_frame
+from mlops_assets.core.contract import InputContract, contract_from_frame
 from mlops_assets.core.model_bundle import ModelBundle
-from mlops_assets_tests.serving.registry import TestRegistry, feature_frame
+from mlops_assets_tests.serving.registry import TestRegistry, feature_frame, xgb_bundle
 
 SOURCE_MODEL = "promo_source"
 # kind -> source version; kappa on splits_frame()'s test rows in the comments
@@ -33,12 +34,29 @@ KINDS = {
     "near": 3,  # logistic regression on other rows, 0.80: within noise of "good"
     "narrow": 4,  # "good" without the `count` column: another serving contract
     "broken": 5,  # "good" with its stored pipeline deleted: cannot load
+    "strict": 6,  # "good" whose contract refuses a missing V3 (the server rejects such rows)
+    # XGBoost pipelines (the production shape, served on the compiled path) for the e2e tests
+    "xgb_weak": 7,  # 3 trees, 0.50
+    "xgb_good": 8,  # 60 trees, 0.78
+    "xgb_strict": 9,  # "xgb_good" whose contract refuses a missing V3
 }
 _names = itertools.count()
 
 
-def logistic(seed: int, flip: float = 0.0, columns: list[str] | None = None) -> ModelBundle:
-    """Imputer + scaler + logistic regression on :func:`feature_frame` rows of ``seed``."""
+def logistic(
+    seed: int,
+    flip: float = 0.0,
+    columns: list[str] | None = None,
+    required: tuple[str, ...] = (),
+) -> ModelBundle:
+    """Imputer + scaler + logistic regression on :func:`feature_frame` rows of ``seed``.
+
+    Args:
+        seed: Seed of the training rows.
+        flip: Share of training labels flipped (a weaker model).
+        columns: Feature columns (default: all of them).
+        required: Columns the contract marks as not nullable.
+    """
     frame, labels = feature_frame(seed=seed)
     flipped = np.random.default_rng(seed).random(len(labels)) < flip
     labels = labels.where(~flipped, 1 - labels)
@@ -50,7 +68,9 @@ def logistic(seed: int, flip: float = 0.0, columns: list[str] | None = None) -> 
             ("classifier", LogisticRegression()),
         ]
     ).fit(frame, labels)
-    return ModelBundle(pipeline, 0.5, contract_from_frame(frame))
+    specs = contract_from_frame(frame).columns
+    contract = InputContract(tuple(replace(s, nullable=s.name not in required) for s in specs))
+    return ModelBundle(pipeline, 0.5, contract)
 
 
 @pytest.fixture(scope="session", name="promotion_registry")
@@ -66,6 +86,11 @@ def registry_fixture(tmp_path_factory: pytest.TempPathFactory) -> TestRegistry:
     assert registry.register(logistic(1, columns=["V1", "V2", "V3", "Amount"])) == KINDS["narrow"]
     assert registry.register(logistic(1)) == KINDS["broken"]
     registry.break_artifacts(KINDS["broken"])
+    assert registry.register(logistic(1, required=("V3",))) == KINDS["strict"]
+    assert registry.register(xgb_bundle(seed=0, trees=3)) == KINDS["xgb_weak"]
+    assert registry.register(xgb_bundle(seed=3, trees=60)) == KINDS["xgb_good"]
+    strict = xgb_bundle(seed=3, trees=60, required=("V3",))
+    assert registry.register(strict) == KINDS["xgb_strict"]
     (folder / "complete").touch()
     return registry
 

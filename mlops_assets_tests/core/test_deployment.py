@@ -103,7 +103,7 @@ def smoke(version: int):
     return smoke_case(version, BUNDLES[version], FEATURES, LABELS, 10)
 
 
-def deploy(server: FakeServer, rollback: bool = True, **settings):
+def deploy(server: FakeServer, rollback: bool = True, last_good: int | None = None, **settings):
     clock = Clock()
     deployer = Deployer(
         server,
@@ -116,9 +116,8 @@ def deploy(server: FakeServer, rollback: bool = True, **settings):
         before, server.registry["champion"] = server.registry["champion"], version
         return (AliasMove("champion", str(before), str(version)),)
 
-    return deploy_version(
-        deployer, server.registry["champion"], smoke, restore if rollback else None
-    )
+    target = server.registry["champion"]
+    return deploy_version(deployer, target, smoke, restore if rollback else None, last_good)
 
 
 def test_deployed_when_the_server_serves_it_and_answers_like_offline() -> None:
@@ -158,6 +157,15 @@ def test_smoke_mismatch_is_measured() -> None:
     outcome = deploy(FakeServer({"champion": 2}, serving=1, skew={2: 0.2}))
     assert not outcome.smoke.passed and outcome.smoke.max_abs_diff == pytest.approx(0.2, abs=0.01)
     assert outcome.smoke.label_mismatches > 0
+
+
+def test_server_that_already_follows_the_alias_rolls_back_to_the_last_good_version() -> None:
+    server = FakeServer({"champion": 2}, serving=2, skew={2: 0.2})  # its poll was faster
+    outcome = deploy(server, last_good=1)
+    assert outcome.status == "rolled_back" and outcome.previous_version == 1
+    assert server.registry["champion"] == 1 and server.serving == 1
+    healthy = deploy(FakeServer({"champion": 2}, serving=2), last_good=1)
+    assert healthy.status == "deployed" and healthy.previous_version == 1
 
 
 def test_no_rollback_without_an_earlier_version_or_when_not_asked() -> None:

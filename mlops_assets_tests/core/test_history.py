@@ -13,6 +13,7 @@ from mlops_assets.core.history import (
     PromotionRecord,
     append_records,
     earlier_decision,
+    last_serving,
     read_history,
     records_frame,
     replaced_by,
@@ -79,6 +80,11 @@ def test_deployment_rows(tmp_path) -> None:
     assert history["previous_version"].isna().tolist() == [True, False]
     assert history.loc[1, "smoke_max_abs_diff"] == pytest.approx(0.3)
     assert read_history(engine, "absent").empty
+    assert last_serving(history, "m") == 3 and last_serving(history, "other") is None
+    failed = DeploymentRecord(T0 + timedelta(seconds=9), "m", "deploy", 5, 3, None, "failed", "x")
+    append_records(engine, [failed])
+    assert last_serving(read_history(engine, DEPLOYMENTS_TABLE), "m") == 3
+    assert last_serving(pd.DataFrame(), "m") is None
 
 
 def test_idempotency_key_is_model_challenger_champion() -> None:

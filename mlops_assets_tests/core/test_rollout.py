@@ -130,3 +130,24 @@ def test_rollback_without_a_server_is_pending_but_moves_the_alias(setup) -> None
     assert rollout.status == "pending" and "no server reachable" in rollout.record.reason
     assert aliases.alias_version(release.registry, release.model_name, "champion") == "1"
     assert read_history(release.engine, PROMOTIONS_TABLE)["action"].tolist()[-1] == "rollback"
+
+
+def test_server_faster_than_the_deployment_still_rolls_back_to_the_last_good(setup) -> None:
+    release, registry = setup
+    promote(release, 1, None)
+    assert deploy_champion(release, FakeServer(registry, serving=None), ROWS).status == "deployed"
+    promote(release, 2, 1)
+    server = FakeServer(registry, serving=2, skew={2: 0.3})  # polled the alias already
+    rollout = deploy_champion(release, server, ROWS)
+    assert rollout.status == "rolled_back" and rollout.record.previous_version == 1
+    assert server.serving == 1
+    assert aliases.alias_version(release.registry, release.model_name, "champion") == "1"
+
+
+def test_without_deployment_history_previous_champion_is_the_last_good(setup) -> None:
+    release, registry = setup
+    promote(release, 1, None)
+    promote(release, 2, 1)
+    server = FakeServer(registry, serving=2, skew={2: 0.3})
+    rollout = deploy_champion(release, server, ROWS)
+    assert rollout.status == "rolled_back" and server.serving == 1
