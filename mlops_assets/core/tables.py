@@ -9,6 +9,7 @@ at the same version.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -84,6 +85,27 @@ class DeltaEngine(Protocol):
         ...
 
 
+COMMIT_ID_KEY = "mlops_commit_id"
+
+
+def _cast_to_table(data: pa.Table, schema: pa.Schema, name: str) -> pa.Table:
+    """Cast the columns ``data`` shares with the table to the table's types, losslessly."""
+    columns = []
+    for field in data.schema:
+        column = data.column(field.name)
+        target = schema.field(field.name).type if field.name in schema.names else None
+        if target is not None and target != field.type:
+            try:
+                column = column.cast(target, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+                raise ValueError(
+                    f"cannot append to Delta table {name!r}: column {field.name!r} is "
+                    f"{target} in the table but {field.type} in the frame ({error})"
+                ) from error
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=data.column_names)
+
+
 def _is_conflict(error: Exception) -> bool:
     return type(error).__name__ in {"CommitFailedError", "ConcurrentAppendException"} or (
         "conflict" in str(error).lower()
@@ -125,12 +147,24 @@ class DeltaRsEngine:
             raise
 
     def write(self, name: str, frame: pd.DataFrame, mode: WriteMode = "append") -> TableRef:
-        """Write ``frame`` as a new version of table ``name``; retries lost commit races."""
-        from deltalake import write_deltalake
+        """Write ``frame`` as a new version of table ``name``; retries lost commit races.
+
+        An append is cast to the table's column types first and refused when that would
+        lose information (1.5 into an integer column), naming the column; new columns are
+        merged into the schema. The returned version is the one this write committed
+        (found by a commit id in the commit metadata), even with concurrent writers.
+
+        Raises:
+            ValueError: When an appended column cannot be stored in the table's type.
+        """
+        from deltalake import CommitProperties, write_deltalake
 
         if not self.root.startswith(("s3://", "gs://", "az://", "abfss://")):
             Path(self.root).mkdir(parents=True, exist_ok=True)
         data = pa.Table.from_pandas(frame, preserve_index=False)
+        if mode == "append" and self.latest_version(name) is not None:
+            data = _cast_to_table(data, pa.schema(self._table(name).schema().to_arrow()), name)
+        commit_id = uuid.uuid4().hex
         for attempt in range(1, self.max_commit_attempts + 1):
             try:
                 write_deltalake(
@@ -138,13 +172,18 @@ class DeltaRsEngine:
                     data,
                     mode=mode,
                     schema_mode="merge" if mode == "append" else "overwrite",
+                    commit_properties=CommitProperties(custom_metadata={COMMIT_ID_KEY: commit_id}),
                 )
                 break
             except Exception as error:
                 if not _is_conflict(error) or attempt == self.max_commit_attempts:
                     raise
                 time.sleep(0.05 * attempt)
-        return TableRef(name=name, uri=self.uri(name), version=self._table(name).version())
+        table = self._table(name)
+        for entry in table.history(64):
+            if entry.get(COMMIT_ID_KEY) == commit_id:
+                return TableRef(name=name, uri=self.uri(name), version=int(entry["version"]))
+        return TableRef(name=name, uri=self.uri(name), version=table.version())
 
     def read(self, name: str, version: int | None = None) -> pd.DataFrame:
         """Read table ``name`` at ``version`` (latest when None) into pandas."""
@@ -167,3 +206,36 @@ class DeltaRsEngine:
             )
             for entry in self._table(name).history()
         ]
+
+    def row_count(self, name: str, version: int | None = None) -> int:
+        """Rows of ``name`` at ``version`` from the Delta log's file statistics (no data read)."""
+        table = self._table(name, version)
+        counts = pa.table(table.get_add_actions(flatten=True)).column("num_records").to_pylist()
+        if any(count is None for count in counts):  # a writer left out the statistics
+            return table.to_pyarrow_dataset().count_rows()
+        return int(sum(counts))
+
+    def read_since(
+        self, name: str, after_version: int, version: int | None = None
+    ) -> pd.DataFrame | None:
+        """Rows added to ``name`` after ``after_version`` up to ``version`` (latest when None).
+
+        Reads only the data files present at ``version`` but not at ``after_version``: on an
+        append-only table these hold exactly the added rows. Returns None when a file of
+        ``after_version`` is gone at ``version`` (an overwrite, delete or compaction happened
+        in between), so the caller can fall back to comparing rows.
+        """
+        import pyarrow.dataset as ds
+
+        table = self._table(name, version)
+        if after_version < 0:
+            return table.to_pyarrow_table().to_pandas()
+        previous = self._table(name, after_version).get_add_actions()
+        before = set(pa.table(previous).column("path").to_pylist())
+        dataset = table.to_pyarrow_dataset()
+        fragments = {fragment.path: fragment for fragment in dataset.get_fragments()}
+        if not before <= set(fragments):
+            return None
+        added = [fragment for path, fragment in fragments.items() if path not in before]
+        subset = ds.FileSystemDataset(added, dataset.schema, dataset.format, dataset.filesystem)
+        return subset.to_table().to_pandas()

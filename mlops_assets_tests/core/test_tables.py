@@ -31,3 +31,21 @@ def test_missing_table_and_version_name_the_table(tmp_path: Path) -> None:
     engine.write("t", pd.DataFrame({"a": [1]}))
     with pytest.raises(TableNotFoundError, match="no version 7"):
         engine.read("t", 7)
+
+
+def test_lossy_append_is_refused_and_names_the_column(tmp_path: Path) -> None:
+    engine = DeltaRsEngine(str(tmp_path / "lake"))
+    engine.write("t", pd.DataFrame({"a": [1, 2]}), mode="overwrite")
+    with pytest.raises(ValueError, match="column 'a' is int64 in the table but double"):
+        engine.write("t", pd.DataFrame({"a": [1.5]}))
+    widened = engine.write("t", pd.DataFrame({"a": [3.0], "b": ["new column"]}))
+    assert widened.version == 1
+    assert sorted(engine.read("t")["a"].tolist()) == [1, 2, 3]
+    assert engine.latest_version("t") == 1
+
+
+def test_write_returns_its_own_version(tmp_path: Path) -> None:
+    engine = DeltaRsEngine(str(tmp_path / "lake"))
+    refs = [engine.write("t", pd.DataFrame({"a": [i]})) for i in range(3)]
+    assert [ref.version for ref in refs] == [0, 1, 2]
+    assert sorted(engine.read("t", refs[1].version)["a"].tolist()) == [0, 1]
