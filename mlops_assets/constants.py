@@ -17,6 +17,7 @@ PROMOTIONS_TABLE = "promotions"
 DEPLOYMENTS_TABLE = "deployments"
 INFERENCE_LOG_TABLE = "inference_log"
 FEEDBACK_TABLE = "feedback"
+LABELED_FEEDBACK_TABLE = "labeled_feedback"  # served rows joined with their true labels
 
 # Columns the silver table adds or normalises
 LABEL_COLUMN = "label"  # the target, normalised to 0/1 in `transactions`

@@ -5,6 +5,12 @@ silver step reads the raw table at the exact version it is given, types every co
 normalises the target to ``label`` (int 0/1), applies an explicit deduplication policy and
 writes a new version. Everything that makes rows unusable raises before anything is
 written, so the previous version of each table stays readable and intact.
+
+Given a feedback table (``labeled_feedback``: rows production served, with their true
+``label``), the silver step appends its latest version to the refined raw rows, aligned to
+the silver columns: a silver column the feedback lacks (e.g. ``Time``, which the model does
+not take, so the server never saw it) is null in those rows, feedback-only columns
+(provenance such as ``request_id``) are left out. Deduplication then applies to the union.
 """
 
 from __future__ import annotations
@@ -145,6 +151,9 @@ class SilverResult:
         dedup: The dedup policy applied.
         schema: Column name -> silver type.
         renamed: Columns renamed to valid Delta names.
+        feedback_ref: The feedback table version appended (None: none).
+        feedback_rows: Feedback rows appended (before deduplication).
+        feedback_missing_columns: Silver columns the feedback lacks (null in its rows).
     """
 
     ref: TableRef
@@ -155,6 +164,9 @@ class SilverResult:
     dedup: str
     schema: Mapping[str, str]
     renamed: Mapping[str, str] = field(default_factory=dict)
+    feedback_ref: TableRef | None = None
+    feedback_rows: int = 0
+    feedback_missing_columns: tuple[str, ...] = ()
 
     @property
     def negatives(self) -> int:
@@ -167,6 +179,52 @@ class SilverResult:
         return self.positives / self.rows if self.rows else 0.0
 
 
+def align_feedback(
+    silver: pd.DataFrame, feedback: pd.DataFrame, origin: str
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Shape feedback rows like the silver rows: same columns, types and 0/1 ``label``.
+
+    Args:
+        silver: Silver rows (features and ``label``).
+        feedback: Labeled production rows (features, ``label``, maybe provenance columns).
+        origin: Where the feedback came from, for messages.
+
+    Returns:
+        The aligned rows and the silver columns the feedback lacks (null in its rows).
+
+    Raises:
+        DataValidationError: No ``label`` or a label outside 0/1, no feature in common, or a
+            value that does not fit the silver type of its column.
+    """
+    if LABEL_COLUMN not in feedback.columns:
+        raise DataValidationError(f"{origin}: column {LABEL_COLUMN!r} missing")
+    labels = feedback[LABEL_COLUMN]
+    bad = sorted(set(labels.dropna().unique().tolist()) - {0, 1})
+    if bad or labels.isna().any():
+        raise DataValidationError(f"{origin}, column {LABEL_COLUMN!r}: values {bad} not 0/1")
+    features = [name for name in silver.columns if name != LABEL_COLUMN]
+    missing = tuple(name for name in features if name not in feedback.columns)
+    if len(missing) == len(features):
+        raise DataValidationError(f"{origin}: no feature column in common with {features}")
+    aligned = {}
+    for name in features:
+        if name in missing:  # numbers: NaN (an integer column becomes float); else None
+            dtype = silver[name].dtype
+            numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+            nulls = [float("nan") if numeric else None] * len(feedback)
+            aligned[name] = pd.Series(nulls, dtype="float64" if numeric else object)
+            continue
+        try:
+            aligned[name] = feedback[name].astype(silver[name].dtype).reset_index(drop=True)
+        except (ValueError, TypeError) as error:
+            raise DataValidationError(
+                f"{origin}, column {name!r}: values do not fit the silver type "
+                f"{silver[name].dtype}: {error}"
+            ) from error
+    aligned[LABEL_COLUMN] = labels.astype("int64").reset_index(drop=True)
+    return pd.DataFrame(aligned, columns=[*features, LABEL_COLUMN]), missing
+
+
 def refine_transactions(
     engine: DeltaEngine,
     raw_ref: TableRef,
@@ -175,6 +233,7 @@ def refine_transactions(
     dedup: DedupPolicy = "drop_exact",
     origin: str = "",
     table: str = TRANSACTIONS_TABLE,
+    feedback_table: str | None = None,
 ) -> SilverResult:
     """Read ``raw_ref`` at its exact version, build silver rows, write a new version.
 
@@ -186,6 +245,8 @@ def refine_transactions(
         dedup: Deduplication policy.
         origin: Description of the source, prefixed to messages.
         table: Silver table name.
+        feedback_table: Labeled production rows to append (its latest version; nothing
+            when None or when the table does not exist yet).
 
     Returns:
         The written version and its figures.
@@ -193,15 +254,31 @@ def refine_transactions(
     where = f"{raw_ref.describe()}" + (f" ({origin})" if origin else "")
     raw = engine.read(raw_ref.name, raw_ref.version)
     silver = silver_frame(raw, target, column_types, dedup, where)
-    ref = engine.write(table, silver.frame, mode="overwrite")
-    frame = silver.frame
+    frame, dropped = silver.frame, silver.duplicates_dropped
+    feedback_version = engine.latest_version(feedback_table) if feedback_table else None
+    feedback_ref, feedback_rows, missing = None, 0, ()
+    if feedback_table and feedback_version is not None:
+        feedback_ref = TableRef(feedback_table, engine.uri(feedback_table), feedback_version)
+        feedback = engine.read(feedback_table, feedback_version)
+        if not feedback.empty:
+            aligned, missing = align_feedback(frame, feedback, feedback_ref.describe())
+            feedback_rows = len(aligned)
+            frame = pd.concat([frame, aligned], ignore_index=True)
+            if dedup == "drop_exact":
+                before = len(frame)
+                frame = frame.drop_duplicates(keep="first").reset_index(drop=True)
+                dropped += before - len(frame)
+    ref = engine.write(table, frame, mode="overwrite")
     return SilverResult(
         ref=ref,
         raw_ref=raw_ref,
         rows=len(frame),
         positives=int(frame[LABEL_COLUMN].sum()),
-        duplicates_dropped=silver.duplicates_dropped,
+        duplicates_dropped=dropped,
         dedup=dedup,
         schema={str(name): kind_of(frame[name]) for name in frame.columns},
         renamed=dict(silver.renamed),
+        feedback_ref=feedback_ref,
+        feedback_rows=feedback_rows,
+        feedback_missing_columns=missing,
     )
