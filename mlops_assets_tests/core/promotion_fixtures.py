@@ -11,6 +11,9 @@ tests never share aliases. Use the fixture with
 from __future__ import annotations
 
 import itertools
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -73,6 +76,29 @@ def logistic(
     return ModelBundle(pipeline, 0.5, contract)
 
 
+@contextmanager
+def registry_uri(uri: str) -> Iterator[None]:
+    """Point the process-wide MLflow registry URI at ``uri``, restoring it afterwards.
+
+    ``mlflow.register_model`` (used by ``TestRegistry.register``) follows the process-wide
+    registry URI, which ``TrackingTarget.activate`` in an earlier test may have set (also
+    as ``MLFLOW_REGISTRY_URI`` in the environment).
+    """
+    from mlflow.tracking._model_registry import utils
+
+    saved, saved_env = utils._registry_uri, os.environ.get("MLFLOW_REGISTRY_URI")
+    utils._registry_uri = uri
+    os.environ["MLFLOW_REGISTRY_URI"] = uri
+    try:
+        yield
+    finally:
+        utils._registry_uri = saved
+        if saved_env is None:
+            os.environ.pop("MLFLOW_REGISTRY_URI", None)
+        else:
+            os.environ["MLFLOW_REGISTRY_URI"] = saved_env
+
+
 @pytest.fixture(scope="session", name="promotion_registry")
 def registry_fixture(tmp_path_factory: pytest.TempPathFactory) -> TestRegistry:
     """The session registry with the versions of :data:`KINDS`."""
@@ -80,6 +106,13 @@ def registry_fixture(tmp_path_factory: pytest.TempPathFactory) -> TestRegistry:
     registry = TestRegistry.create(folder, model_name=SOURCE_MODEL)
     if (folder / "complete").is_file():
         return registry
+    with registry_uri(registry.tracking_uri):
+        _register_kinds(registry)
+    (folder / "complete").touch()
+    return registry
+
+
+def _register_kinds(registry: TestRegistry) -> None:
     assert registry.register(logistic(1)) == KINDS["good"]
     assert registry.register(logistic(1, flip=0.2)) == KINDS["weak"]
     assert registry.register(logistic(3)) == KINDS["near"]
@@ -91,8 +124,6 @@ def registry_fixture(tmp_path_factory: pytest.TempPathFactory) -> TestRegistry:
     assert registry.register(xgb_bundle(seed=3, trees=60)) == KINDS["xgb_good"]
     strict = xgb_bundle(seed=3, trees=60, required=("V3",))
     assert registry.register(strict) == KINDS["xgb_strict"]
-    (folder / "complete").touch()
-    return registry
 
 
 def fresh_model(registry: TestRegistry, *kinds: str) -> tuple[str, list[int]]:

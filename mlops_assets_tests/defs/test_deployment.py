@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 import pytest
 
@@ -198,3 +200,45 @@ def test_rollback_job_moves_champion_and_records_pending_without_server(
 def test_bad_deployment_config_is_named(field, value, words) -> None:
     with pytest.raises(ValueError, match=words):
         DeploymentConfig(**{field: value}).settings()
+
+
+def test_cli_rollback_runs_the_job_on_the_state_folder(state, monkeypatch) -> None:
+    from click.testing import CliRunner
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    from mlops_assets.cli import main
+    from mlops_assets_tests.core.promotion_fixtures import logistic, registry_uri
+    from mlops_assets_tests.serving.registry import TestRegistry
+
+    registry = TestRegistry.create(state.mlflow_dir)  # the embedded profile's registry
+    assert registry.tracking_uri == state.mlflow_tracking_uri
+    with registry_uri(registry.tracking_uri):
+        first, second = registry.register(logistic(1)), registry.register(logistic(3))
+    aliases.promote(registry.client(), registry.model_name, str(first))
+    aliases.promote(registry.client(), registry.model_name, str(second))
+    # the command sets these for its process: restore them after the test
+    for name in ("MLOPS_SERVING_URL", "MLOPS_STATE_DIR", "DAGSTER_HOME", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.setenv(name, os.environ.get(name, "unset"))
+        if os.environ[name] == "unset":
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("MLOPS_ADMIN_TOKEN", raising=False)
+    monkeypatch.setattr(registry_utils, "_registry_uri", registry_utils._registry_uri)
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
+    args = [
+        "--state-dir",
+        str(state.root),
+        "rollback",
+        "--serving-url",
+        f"http://127.0.0.1:{free_port()}",
+    ]
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    last = done.output.strip().splitlines()[-1]  # after the run's log lines
+    assert last.startswith("pending: rollback: champion 2 -> previous_champion 1")
+    assert aliases.alias_version(registry.client(), registry.model_name, "champion") == "1"
+    lake = Lakehouse(root=str(state.lakehouse)).tables()
+    assert read_history(lake, DEPLOYMENTS_TABLE)["trigger"].tolist() == ["rollback"]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 1
+    assert "rollback failed" in refused.output and "no 'previous_champion' alias" in refused.output
