@@ -28,6 +28,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from mlops_assets.core.ingestion import silver_frame
@@ -37,85 +38,71 @@ from mlops_assets.core.resampling import resample
 from mlops_assets.core.sources import FileSource, TargetSpec, load_source
 from mlops_assets.core.splits import SplitFractions, feature_columns, split_frames, stratified_split
 from mlops_assets.core.tracking import TrackingTarget
-from mlops_assets.core.training import SearchSettings, prepare_splits, train_and_log
+from mlops_assets.core.training import SearchSettings, train_and_log
+from mlops_assets.core.tuning import prepare_splits
 
+warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
 DEFAULT_CSV = PROJECT_ROOT.parent / "shared" / "data" / "creditcard.csv.gz"
 QUALITY_TARGET = 0.85
 OVERHEAD_TARGET = 0.03
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-evals", type=int, default=25)
-    parser.add_argument("--resampling", default="adasyn", choices=["adasyn", "smote", "none"])
-    parser.add_argument("--sampling-ratio", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--nthread", type=int, default=2)
-    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
-    parser.add_argument("--keep", type=Path, default=None, help="Keep the MLflow store here.")
-    args = parser.parse_args()
-
-    started = time.perf_counter()
-    target_spec = TargetSpec("Class", "1")
-    raw = load_source(FileSource(str(args.csv), target_spec)).frame
-    silver = silver_frame(raw, target_spec, {}, "drop_exact", str(args.csv)).frame
-    splits = split_frames(stratified_split(silver, SplitFractions(), args.seed))
-    resampled = resample(splits.train, args.resampling, args.seed, args.sampling_ratio)
+def prepare(silver, split_seed: int, resampling: str, ratio: float):
+    """The data layer's split and resampling for one split seed; returns (splits, summary)."""
+    splits = split_frames(stratified_split(silver, SplitFractions(), split_seed))
+    resampled = resample(splits.train, resampling, split_seed, ratio)
     columns = feature_columns(splits.train, ["Time"])
     data = prepare_splits(resampled.frame, splits.valid, splits.test, columns)
-    prepared = time.perf_counter() - started
+    summary = (
+        f"split seed {split_seed}: train {len(splits.train):,} -> {resampled.rows_after:,} "
+        f"({resampled.method}), valid {len(splits.valid):,}, test {len(splits.test):,}; "
+        f"positives train/valid/test {resampled.positives_after}/"
+        f"{int(data.valid.labels.sum())}/{int(data.test.labels.sum())}; {len(columns)} features"
+    )
+    return data, resampled.method, summary
+
+
+def on_trial(outcome, best, budget) -> None:
+    """Print one line per finished trial."""
+    metrics = outcome.metrics
     print(
-        f"data: {len(silver):,} rows after dedup; train {len(splits.train):,} -> "
-        f"{resampled.rows_after:,} ({resampled.method}), valid {len(splits.valid):,}, "
-        f"test {len(splits.test):,}; positives train/valid/test "
-        f"{resampled.positives_after}/{int(data.valid.labels.sum())}/"
-        f"{int(data.test.labels.sum())}; {len(columns)} features; prepared in {prepared:.1f} s"
+        f"  trial {outcome.number:3d}/{budget} kappa={outcome.kappa:.4f} "
+        f"best={best.kappa if best else float('nan'):.4f} "
+        f"fit={metrics.get('fit_seconds', 0):.2f}s score={metrics.get('score_seconds', 0):.2f}s"
+        + ("" if outcome.ok else f" FAILED {outcome.error}"),
+        flush=True,
     )
 
-    folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="tuning-bench-"))
-    folder.mkdir(parents=True, exist_ok=True)
+
+def search_once(data, method: str, args, folder: Path, split_seed: int) -> dict[str, float]:
+    """Run the asset's search on one split; print and return its figures."""
     tracking = TrackingTarget(
         tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
-        experiment_name="tuning_benchmark",
+        experiment_name=f"tuning_benchmark_split_{split_seed}",
         artifact_root=str(folder / "artifacts"),
     )
     lineage = Lineage(
         transactions_uri=str(args.csv),
         transactions_version=-1,
-        splits_uri="in-memory",
+        splits_uri=f"in-memory split seed {split_seed}",
         splits_version=-1,
         train_uri="in-memory",
         train_version=-1,
-        resampling_method=resampled.method,
+        resampling_method=method,
         dagster_run_id="benchmark",
         asset_key="benchmarks/tuning.py",
         git_commit=git_commit(),
         package_version=package_version(),
     )
-
-    def on_trial(outcome, best, budget) -> None:
-        metrics = outcome.metrics
-        print(
-            f"  trial {outcome.number:3d}/{budget} kappa={outcome.kappa:.4f} "
-            f"best={best.kappa if best else float('nan'):.4f} "
-            f"fit={metrics.get('fit_seconds', 0):.2f}s score={metrics.get('score_seconds', 0):.2f}s"
-            + ("" if outcome.ok else f" FAILED {outcome.error}"),
-            flush=True,
-        )
-
     settings = SearchSettings(max_evals=args.max_evals, seed=args.seed, nthread=args.nthread)
     began = time.perf_counter()
     report = train_and_log(tracking, data, lineage, settings, on_trial=on_trial)
     total = time.perf_counter() - began
-    if not args.keep:
-        shutil.rmtree(folder, ignore_errors=True)
 
     trials = len(report.outcomes)
     search = report.search_seconds
     fit, score = report.fit_seconds, report.score_seconds
     in_trials = sum(outcome.metrics.get("trial_seconds", 0.0) for outcome in report.outcomes)
-    metrics_time = in_trials - fit - score
-    outside = search - in_trials
     per_trial = search / trials
     print(f"\nsearch: {trials} trials in {search:.1f} s (with refit and logging {total:.1f} s)")
     print(f"  trials per minute        {60 / per_trial:8.2f}")
@@ -124,15 +111,15 @@ def main() -> None:
     print("  share of search time:")
     print(f"    model fitting          {fit / search:8.1%}")
     print(f"    validation scoring     {score / search:8.1%}")
-    print(f"    threshold + metrics    {metrics_time / search:8.1%}")
-    print(f"    hyperopt + MLflow runs {outside / search:8.1%}")
+    print(f"    threshold + metrics    {(in_trials - fit - score) / search:8.1%}")
+    print(f"    hyperopt + MLflow runs {(search - in_trials) / search:8.1%}")
     print(
         f"  outside model fitting    {1 - fit / search:8.1%} "
         f"(target <= {OVERHEAD_TARGET:.0%}); outside fitting and scoring "
         f"{1 - (fit + score) / search:.1%}"
     )
     test = report.test
-    print(f"\nbest trial params: {report.model.best_params}")
+    print(f"best params: {report.model.best_params}")
     print(
         f"valid: kappa {report.valid.kappa:.4f} PR AUC {report.valid.pr_auc:.4f} "
         f"(threshold {report.model.threshold:.4f})"
@@ -142,9 +129,60 @@ def main() -> None:
         f"F1 {test.f1:.4f} precision {test.precision:.4f} recall {test.recall:.4f}"
     )
     print(f"       confusion tn={test.tn:,} fp={test.fp} fn={test.fn} tp={test.tp}")
-    for name, value in (("PR AUC", test.pr_auc), ("kappa", test.kappa)):
-        verdict = "met" if value >= QUALITY_TARGET else "NOT met"
-        print(f"quality target {name} >= {QUALITY_TARGET}: {verdict} ({value:.4f})")
+    return {
+        "seconds_per_trial": per_trial,
+        "outside_fit": 1 - fit / search,
+        "outside_fit_score": 1 - (fit + score) / search,
+        "valid_kappa": report.valid.kappa,
+        "test_kappa": test.kappa,
+        "test_pr_auc": test.pr_auc,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-evals", type=int, default=25)
+    parser.add_argument("--resampling", default="adasyn", choices=["adasyn", "smote", "none"])
+    parser.add_argument("--sampling-ratio", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=42, help="Seed of TPE and the classifier.")
+    parser.add_argument(
+        "--split-seeds", default="42", help="Comma-separated split seeds (42: the data default)."
+    )
+    parser.add_argument("--nthread", type=int, default=2)
+    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    parser.add_argument("--keep", type=Path, default=None, help="Keep the MLflow store here.")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    target_spec = TargetSpec("Class", "1")
+    raw = load_source(FileSource(str(args.csv), target_spec)).frame
+    silver = silver_frame(raw, target_spec, {}, "drop_exact", str(args.csv)).frame
+    print(f"data: {len(silver):,} rows after dedup, read in {time.perf_counter() - started:.1f} s")
+    folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="tuning-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for split_seed in (int(seed) for seed in args.split_seeds.split(",")):
+        data, method, summary = prepare(silver, split_seed, args.resampling, args.sampling_ratio)
+        print(f"\n{summary}", flush=True)
+        results[split_seed] = search_once(data, method, args, folder, split_seed)
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    print(f"\nsummary ({args.max_evals} trials per split, resampling {args.resampling}):")
+    print("  split seed  s/trial  outside fit  outside fit+score  valid kappa  test kappa  test AP")
+    for split_seed, row in results.items():
+        print(
+            f"  {split_seed:>10}  {row['seconds_per_trial']:7.2f}  {row['outside_fit']:11.1%}  "
+            f"{row['outside_fit_score']:17.1%}  {row['valid_kappa']:11.4f}  "
+            f"{row['test_kappa']:10.4f}  {row['test_pr_auc']:7.4f}"
+        )
+    for metric, name in (("test_pr_auc", "PR AUC"), ("test_kappa", "kappa")):
+        values = [row[metric] for row in results.values()]
+        met = sum(value >= QUALITY_TARGET for value in values)
+        print(
+            f"quality target test {name} >= {QUALITY_TARGET}: met on {met}/{len(values)} splits "
+            f"(mean {sum(values) / len(values):.4f}, min {min(values):.4f})"
+        )
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,5 +54,12 @@ def spark() -> Iterator[Any]:
 @pytest.fixture(autouse=True)
 def _no_home_writes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Keep libraries that default to $HOME (MLflow, Ivy, sklearn) out of the real home."""
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None:  # URIs and experiment an earlier test set (globals) must not leak
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        mlflow.tracking.fluent._active_experiment_id = None
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'default-mlflow.db'}")
     os.environ.setdefault("PYTHONHASHSEED", "0")

@@ -9,6 +9,7 @@ guardrails use.
 from __future__ import annotations
 
 import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,15 @@ from mlops_assets.core.pyfunc_model import BUNDLE_ARTIFACT
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 PYFUNC_SCRIPT = Path(__file__).resolve().with_name("pyfunc_model.py")
+# What loading and scoring a bundle imports. Declared instead of inferred: MLflow's inference
+# loads the model in a subprocess (seconds per logged model) and, for a model-from-code
+# pyfunc, misses XGBoost while listing test tools and this (non-PyPI) package.
+MODEL_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scipy", "scikit-learn", "skops", "xgboost")
+
+
+def model_requirements() -> list[str]:
+    """Pip requirements of a logged bundle, pinned to the installed versions."""
+    return [f"{name}=={metadata.version(name)}" for name in MODEL_REQUIREMENTS]
 
 
 def log_bundle(
@@ -52,6 +62,7 @@ def log_bundle(
             code_paths=[str(PACKAGE_DIR)],
             signature=infer_signature(example, output),
             input_example=example,
+            pip_requirements=model_requirements(),
         )
     return info.model_uri
 

@@ -1,7 +1,9 @@
 """Tune, refit, evaluate and log a model: one MLflow parent run, one child run per trial.
 
-:func:`train_and_log` is what the ``tuned_model`` asset calls. It validates the splits
-before touching MLflow, opens the parent run with the lineage tags, runs the search
+:func:`train_and_log` is what the ``tuned_model`` asset calls, with splits checked by
+:func:`mlops_assets.core.tuning.prepare_splits`. It checks the budget and that the tracking
+store answers before anything is logged, opens the parent run with the lineage tags, runs the
+search
 (:mod:`mlops_assets.core.tuning`), refits the best candidate on the train rows, chooses
 its threshold on the validation rows, evaluates it once on the test rows, and logs the
 model (:func:`mlops_assets.core.model_io.log_bundle`), the metrics and the curve images.
@@ -10,19 +12,16 @@ However the search ends (error, interrupt), no run is left in the RUNNING state.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import mlflow
-import pandas as pd
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from mlops_assets.constants import LABEL_COLUMN
 from mlops_assets.core.contract import contract_from_frame
 from mlops_assets.core.evaluation import Evaluation, curve_images, evaluate
 from mlops_assets.core.lineage import Lineage
@@ -31,20 +30,18 @@ from mlops_assets.core.model import xgboost_classifier as default_factory
 from mlops_assets.core.model_bundle import ModelBundle
 from mlops_assets.core.model_io import log_bundle
 from mlops_assets.core.registry import connect
-from mlops_assets.core.thresholds import best_kappa_threshold, check_binary_labels
+from mlops_assets.core.thresholds import best_kappa_threshold
 from mlops_assets.core.tracking import TrackingTarget
-from mlops_assets.core.tuning import (
-    SplitData,
+from mlops_assets.core.trials import (
+    ChildRunWriter,
+    TrialCallback,
     TrialOutcome,
     TrialRecorder,
-    make_objective,
     make_trials,
-    run_search,
-    xgboost_space,
 )
+from mlops_assets.core.tuning import TrainingSplits, make_objective, run_search, xgboost_space
 
-TrialCallback = Callable[[TrialOutcome, TrialOutcome | None, int], None]
-"""Called on the driver after each trial: ``(outcome, best so far, budget)``."""
+logger = logging.getLogger(__name__)
 
 
 class SearchFailedError(RuntimeError):
@@ -70,23 +67,6 @@ class SearchSettings:
     patience: int = 0
     parallelism: int = 2
     nthread: int = 2
-
-
-@dataclass(frozen=True)
-class TrainingSplits:
-    """Validated train / valid / test data.
-
-    Attributes:
-        train: Rows the candidates are fitted on (possibly resampled).
-        valid: Rows the objective and the threshold are computed on.
-        test: Rows the final model is evaluated on, once.
-        columns: Feature columns, in model order.
-    """
-
-    train: SplitData
-    valid: SplitData
-    test: SplitData
-    columns: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -141,56 +121,12 @@ class TrainingReport:
     outcomes: tuple[TrialOutcome, ...] = field(repr=False)
 
 
-def prepare_splits(
-    train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, columns: list[str]
-) -> TrainingSplits:
-    """Check the three splits and cut them into features and labels.
-
-    Raises:
-        ValueError: Naming the split and the problem: a missing label or feature column,
-            labels that are not 0/1, or a split without positives (or negatives).
-    """
-    if not columns:
-        raise ValueError("no feature columns: every column is the label, split or excluded")
-    parts = {}
-    for name, frame in (("train", train), ("valid", valid), ("test", test)):
-        missing = [column for column in (LABEL_COLUMN, *columns) if column not in frame.columns]
-        if missing:
-            raise ValueError(f"split {name!r} is missing column(s) {missing}")
-        labels = check_binary_labels(frame[LABEL_COLUMN].to_numpy(), f"split {name!r}")
-        parts[name] = SplitData(frame[columns].reset_index(drop=True), labels)
-    return TrainingSplits(**parts, columns=tuple(columns))
-
-
-class _ChildRuns:
-    """Writes one finished child run per trial under the parent (driver side)."""
-
-    def __init__(self, parent: Any, on_trial: TrialCallback | None, budget: int) -> None:
-        self.client = mlflow.MlflowClient()
-        self.parent = parent
-        self.on_trial = on_trial
-        self.budget = budget
-        self.best: TrialOutcome | None = None
-
-    def __call__(self, outcome: TrialOutcome) -> None:
-        tags = {MLFLOW_PARENT_RUN_ID: self.parent.info.run_id}
-        tags[MLFLOW_RUN_NAME] = f"trial-{outcome.number:03d}"
-        child = self.client.create_run(self.parent.info.experiment_id, tags=tags)
-        status = "FINISHED" if outcome.ok else "FAILED"
-        try:
-            now = int(time.time() * 1000)
-            self.client.log_batch(
-                child.info.run_id,
-                metrics=[Metric(key, value, now, 0) for key, value in outcome.metrics.items()],
-                params=[Param(key, str(value)) for key, value in outcome.params.items()],
-                tags=[RunTag("error", outcome.error[:4000])] if outcome.error else [],
-            )
-        finally:
-            self.client.set_terminated(child.info.run_id, status)
-        if outcome.ok and (self.best is None or outcome.kappa > self.best.kappa):
-            self.best = outcome
-        if self.on_trial is not None:
-            self.on_trial(outcome, self.best, self.budget)
+def _end_run(status: str) -> None:
+    """End the active run with ``status``; a failure to do so must not hide the cause."""
+    try:
+        mlflow.end_run(status)
+    except Exception as error:  # the store itself may be what failed
+        logger.warning("could not mark MLflow run %s: %s", status, error)
 
 
 def _refit(
@@ -210,7 +146,7 @@ def _search(
     settings: SearchSettings,
     factory: ClassifierFactory,
     space: Mapping[str, Any],
-    children: _ChildRuns,
+    children: ChildRunWriter,
     spark_session: Any | None,
 ) -> tuple[list[TrialOutcome], float]:
     fixed = {"seed": settings.seed, "nthread": settings.nthread}
@@ -222,8 +158,10 @@ def _search(
         objective, space, trials, recorder, settings.max_evals, settings.seed, settings.timeout_s
     )
     seconds = time.perf_counter() - started
+    if not outcomes:
+        raise SearchFailedError(f"no trial finished within the timeout of {settings.timeout_s} s")
     if not any(outcome.ok for outcome in outcomes):
-        first = outcomes[0].error if outcomes else "no trial finished before the timeout"
+        first = outcomes[0].error
         raise SearchFailedError(f"all {len(outcomes)} trials of the search failed; first: {first}")
     return outcomes, seconds
 
@@ -268,7 +206,7 @@ def train_and_log(
     )
     try:
         mlflow.log_params({f"search.{key}": value for key, value in vars(settings).items()})
-        children = _ChildRuns(parent, on_trial, settings.max_evals)
+        children = ChildRunWriter(parent, on_trial, settings.max_evals)
         outcomes, search_seconds = _search(
             splits, settings, factory, chosen_space, children, spark_session
         )
@@ -291,10 +229,10 @@ def train_and_log(
             extra={"metrics": metrics, "params": best.params, "lineage": lineage.tags()},
         )
     except KeyboardInterrupt:
-        mlflow.end_run("KILLED")
+        _end_run("KILLED")
         raise
     except BaseException:
-        mlflow.end_run("FAILED")
+        _end_run("FAILED")
         raise
     mlflow.end_run("FINISHED")
     fit_seconds = sum(o.metrics.get("fit_seconds", 0.0) for o in outcomes)

@@ -5,8 +5,8 @@ Search space of the default XGBoost classifier (:data:`XGBOOST_SPACE`):
 ============================  =========================================  ==================
 parameter                     distribution                               range
 ============================  =========================================  ==================
-``max_depth``                 uniform integer                            3 .. 8
-``n_estimators``              quantised uniform, step 50                 100 .. 600
+``max_depth``                 uniform integer                            3 .. 7
+``n_estimators``              quantised uniform, step 50                 100 .. 500
 ``learning_rate``             log-uniform                                0.02 .. 0.3
 ``min_child_weight``          log-uniform                                0.5 .. 20
 ``subsample``                 uniform                                    0.5 .. 1.0
@@ -17,8 +17,10 @@ parameter                     distribution                               range
 ============================  =========================================  ==================
 
 The ranges keep one fit on the full credit-card train split to a few seconds on two
-threads (``hist``), so a 100-trial search fits in 15 minutes. ``scale_pos_weight`` is
-searched only without resampling: after ADASYN/SMOTE the classes are already balanced.
+threads (``hist``), so a 100-trial search fits in 15 minutes. On that data the validation
+kappa is flat beyond ~250 trees and depth 6 (deeper or longer fits cost time, not kappa),
+hence the caps. ``scale_pos_weight`` is searched only without resampling: ADASYN/SMOTE
+already raise the positive share, and weighting on top would count it twice.
 
 Every trial fits the pipeline on the train rows, scores the validation rows, picks the
 kappa-optimal threshold there and reports kappa (the objective, negated as loss), F1,
@@ -26,16 +28,16 @@ ROC AUC, PR AUC, precision and recall. The test split is never seen here.
 
 The objective is pure (no MLflow, no logging), so it runs unchanged in hyperopt's
 sequential ``Trials`` or in ``SparkTrials`` workers. Child runs are written on the driver
-by :class:`TrialRecorder`, which hyperopt calls after each finished trial through its
-``early_stop_fn`` hook (both backends call it on the driver); a final sweep catches
-trials finished after the last call.
+by :class:`mlops_assets.core.trials.TrialRecorder`, which hyperopt calls after finished
+trials through its ``early_stop_fn`` hook (both backends call it on the driver); a final
+sweep catches trials finished after the last call.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,13 +45,15 @@ import pandas as pd
 from hyperopt import STATUS_FAIL, STATUS_OK, hp
 from hyperopt.pyll import scope
 
+from mlops_assets.constants import LABEL_COLUMN
 from mlops_assets.core.evaluation import evaluate
 from mlops_assets.core.model import ClassifierFactory, build_pipeline, positive_probability
-from mlops_assets.core.thresholds import best_kappa_threshold
+from mlops_assets.core.thresholds import best_kappa_threshold, check_binary_labels
+from mlops_assets.core.trials import TrialOutcome, TrialRecorder, clean_params
 
 XGBOOST_SPACE: dict[str, Any] = {
-    "max_depth": scope.int(hp.quniform("max_depth", 3, 8, 1)),
-    "n_estimators": scope.int(hp.quniform("n_estimators", 100, 600, 50)),
+    "max_depth": scope.int(hp.quniform("max_depth", 3, 7, 1)),
+    "n_estimators": scope.int(hp.quniform("n_estimators", 100, 500, 50)),
     "learning_rate": hp.loguniform("learning_rate", np.log(0.02), np.log(0.3)),
     "min_child_weight": hp.loguniform("min_child_weight", np.log(0.5), np.log(20.0)),
     "subsample": hp.uniform("subsample", 0.5, 1.0),
@@ -80,43 +84,6 @@ class SplitData:
 
     features: pd.DataFrame
     labels: np.ndarray
-
-
-@dataclass(frozen=True)
-class TrialOutcome:
-    """What one finished trial reported.
-
-    Attributes:
-        number: 1-based trial number (hyperopt tid + 1).
-        params: Hyperparameters tried (seed and threads excluded).
-        ok: Whether the trial produced a model.
-        metrics: Validation metrics (``valid_kappa``, ...) and timings; empty on failure.
-        error: The failure, ``Type: message``; empty when ok.
-    """
-
-    number: int
-    params: dict[str, Any]
-    ok: bool
-    metrics: dict[str, float] = field(default_factory=dict)
-    error: str = ""
-
-    @property
-    def kappa(self) -> float:
-        """Validation kappa (NaN for a failed trial)."""
-        return self.metrics.get("valid_kappa", float("nan"))
-
-
-def clean_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Turn hyperopt's sampled values into plain ints and floats."""
-    cleaned: dict[str, Any] = {}
-    for key, value in params.items():
-        if isinstance(value, np.integer | int) and not isinstance(value, bool):
-            cleaned[key] = int(value)
-        elif isinstance(value, np.floating | float):
-            cleaned[key] = float(value)
-        else:
-            cleaned[key] = value
-    return cleaned
 
 
 def fit_and_score(
@@ -153,6 +120,44 @@ def fit_and_score(
         return {"status": STATUS_FAIL, "error": error_text, "params": dict(params)}
 
 
+@dataclass(frozen=True)
+class TrainingSplits:
+    """Validated train / valid / test data.
+
+    Attributes:
+        train: Rows the candidates are fitted on (possibly resampled).
+        valid: Rows the objective and the threshold are computed on.
+        test: Rows the final model is evaluated on, once.
+        columns: Feature columns, in model order.
+    """
+
+    train: SplitData
+    valid: SplitData
+    test: SplitData
+    columns: tuple[str, ...]
+
+
+def prepare_splits(
+    train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, columns: list[str]
+) -> TrainingSplits:
+    """Check the three splits and cut them into features and labels.
+
+    Raises:
+        ValueError: Naming the split and the problem: a missing label or feature column,
+            labels that are not 0/1, or a split without positives (or negatives).
+    """
+    if not columns:
+        raise ValueError("no feature columns: every column is the label, split or excluded")
+    parts = {}
+    for name, frame in (("train", train), ("valid", valid), ("test", test)):
+        missing = [column for column in (LABEL_COLUMN, *columns) if column not in frame.columns]
+        if missing:
+            raise ValueError(f"split {name!r} is missing column(s) {missing}")
+        labels = check_binary_labels(frame[LABEL_COLUMN].to_numpy(), f"split {name!r}")
+        parts[name] = SplitData(frame[columns].reset_index(drop=True), labels)
+    return TrainingSplits(**parts, columns=tuple(columns))
+
+
 def make_objective(
     factory: ClassifierFactory,
     fixed: Mapping[str, Any],
@@ -165,88 +170,6 @@ def make_objective(
         return fit_and_score(factory, clean_params(params), fixed, train, valid)
 
     return objective
-
-
-def outcome_of(trial: Mapping[str, Any]) -> TrialOutcome:
-    """Read a finished hyperopt trial document into a :class:`TrialOutcome`."""
-    result = trial.get("result") or {}
-    params = result.get("params")
-    if params is None:  # the objective never returned (a worker failure): raw sampled values
-        params = {key: found[0] for key, found in trial["misc"]["vals"].items() if len(found)}
-    number = int(trial["tid"]) + 1
-    if result.get("status") == STATUS_OK:
-        return TrialOutcome(number, clean_params(params), True, dict(result["metrics"]))
-    error = result.get("error") or str((trial["misc"].get("error") or ("", "failed"))[1])
-    return TrialOutcome(number, clean_params(params), False, error=error)
-
-
-def is_finished(trial: Mapping[str, Any]) -> bool:
-    """Whether a trial document holds a final result (done, failed or cancelled)."""
-    from hyperopt.base import JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR
-
-    return trial["state"] in (JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_CANCEL)
-
-
-class TrialRecorder:
-    """Driver-side hook: records each finished trial once, in trial order.
-
-    Called by hyperopt as ``early_stop_fn(trials, *args)``; returns ``(stop, args)``. It
-    hands each new outcome to ``on_outcome`` (which writes the MLflow child run and the
-    Dagster log line) and stops the search after ``patience`` trials without improvement.
-
-    Attributes:
-        outcomes: Outcomes recorded so far, in trial order.
-    """
-
-    def __init__(self, on_outcome: Callable[[TrialOutcome], None], patience: int = 0) -> None:
-        self.outcomes: list[TrialOutcome] = []
-        self._seen: set[int] = set()
-        self._on_outcome = on_outcome
-        self._patience = patience
-
-    @property
-    def best(self) -> TrialOutcome | None:
-        """The successful outcome with the highest validation kappa so far."""
-        ok = [outcome for outcome in self.outcomes if outcome.ok]
-        return max(ok, key=lambda outcome: outcome.kappa) if ok else None
-
-    def sweep(self, trials: Any) -> None:
-        """Record every finished trial not recorded yet."""
-        for trial in sorted(trials.trials, key=lambda doc: doc["tid"]):
-            if trial["tid"] in self._seen or not is_finished(trial):
-                continue
-            self._seen.add(trial["tid"])
-            outcome = outcome_of(trial)
-            self.outcomes.append(outcome)
-            self._on_outcome(outcome)
-
-    def __call__(self, trials: Any, *args: Any) -> tuple[bool, list[Any]]:
-        """Hyperopt's ``early_stop_fn``: record new trials, then decide whether to stop."""
-        self.sweep(trials)
-        best = self.best
-        if not self._patience or best is None:
-            return False, list(args)
-        since_best = sum(1 for outcome in self.outcomes if outcome.number > best.number)
-        return since_best >= self._patience, list(args)
-
-
-def make_trials(parallelism: int = 1, spark_session: Any | None = None) -> Any:
-    """Return hyperopt ``Trials`` (sequential), or ``SparkTrials`` given a Spark session.
-
-    Args:
-        parallelism: Concurrent trials for ``SparkTrials``.
-        spark_session: A classic (not Connect) SparkSession; None for sequential trials.
-
-    Raises:
-        SparkSessionError: For a Spark Connect session (hyperopt needs a SparkContext).
-    """
-    if spark_session is None:
-        from hyperopt import Trials
-
-        return Trials()
-    from mlops_assets.core.spark import spark_trials
-
-    return spark_trials(parallelism, spark_session)
 
 
 def run_search(
@@ -295,5 +218,6 @@ def run_search(
         )
     except AllTrialsFailed:  # Trials.fmin asks for the argmin anyway; the caller reports it
         pass
+    recorder.raise_failure()
     recorder.sweep(trials)
     return list(recorder.outcomes)

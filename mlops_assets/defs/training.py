@@ -16,14 +16,9 @@ from mlops_assets.core.lineage import Lineage, git_commit, package_version
 from mlops_assets.core.registry import RegisteredVersion, register_version, run_url
 from mlops_assets.core.splits import feature_columns, split_frames
 from mlops_assets.core.tables import TableRef
-from mlops_assets.core.training import (
-    SearchSettings,
-    TrainingReport,
-    TunedModel,
-    prepare_splits,
-    train_and_log,
-)
-from mlops_assets.core.tuning import TrialOutcome
+from mlops_assets.core.training import SearchSettings, TrainingReport, TunedModel, train_and_log
+from mlops_assets.core.trials import TrialOutcome
+from mlops_assets.core.tuning import prepare_splits
 from mlops_assets.resources import Lakehouse, MlflowRegistry
 
 

@@ -17,14 +17,14 @@ from sklearn.linear_model import LogisticRegression
 
 from mlops_assets.core.registry import TrackingUnavailableError
 from mlops_assets.core.tracking import TrackingTarget
-from mlops_assets.core.training import (
-    SearchFailedError,
-    SearchSettings,
+from mlops_assets.core.training import SearchFailedError, SearchSettings, train_and_log
+from mlops_assets.core.tuning import (
+    SCALE_POS_WEIGHT_SPACE,
+    XGBOOST_SPACE,
     TrainingSplits,
     prepare_splits,
-    train_and_log,
+    xgboost_space,
 )
-from mlops_assets.core.tuning import SCALE_POS_WEIGHT_SPACE, XGBOOST_SPACE, xgboost_space
 from mlops_assets_tests.core.training_fixtures import (
     TINY_SPACE,
     bank_frame,
@@ -123,6 +123,9 @@ def test_parent_run_with_one_child_per_trial_and_a_loadable_model(
     expected = (prediction["probability"] >= report.model.threshold).astype(int)
     assert prediction["label"].tolist() == expected.tolist()
     assert model.metadata.signature is not None
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(report.model.model_uri)).read_text()
+    assert "xgboost==" in requirements and "skops==" in requirements
+    assert "pytest" not in requirements
 
 
 def test_scale_pos_weight_is_searched_only_without_resampling() -> None:
@@ -131,12 +134,11 @@ def test_scale_pos_weight_is_searched_only_without_resampling() -> None:
     assert not set(SCALE_POS_WEIGHT_SPACE) & set(XGBOOST_SPACE)
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_any_sklearn_classifier_goes_through_the_same_training_code(
     splits: TrainingSplits, target: TrackingTarget
 ) -> None:
     def logistic(params):
-        return LogisticRegression(C=params["C"], max_iter=300, random_state=params["seed"])
+        return LogisticRegression(C=params["C"], solver="liblinear", random_state=params["seed"])
 
     space = {"C": hp.loguniform("C", np.log(0.01), np.log(10.0))}
     report = train_and_log(
@@ -230,6 +232,28 @@ def test_interrupted_search_leaves_no_run_running(
     parent = next(run for run in runs if "mlflow.parentRunId" not in run.data.tags)
     assert parent.info.status == "KILLED" and len(runs) == 3
     assert mlflow.active_run() is None
+
+
+def test_a_failure_while_recording_a_trial_stops_the_search_and_fails_the_run(
+    splits: TrainingSplits, target: TrackingTarget
+) -> None:
+    def lose_the_store(outcome, best, budget) -> None:
+        if outcome.number == 2:
+            raise ConnectionError("tracking store went away")
+
+    with pytest.raises(ConnectionError, match="tracking store went away"):
+        train_and_log(
+            target,
+            splits,
+            lineage(),
+            SearchSettings(max_evals=6),
+            space=TINY_SPACE,
+            on_trial=lose_the_store,
+        )
+    runs = all_runs(target)
+    parent = next(run for run in runs if "mlflow.parentRunId" not in run.data.tags)
+    assert parent.info.status == "FAILED" and len(runs) == 3  # stopped after trial 2
+    assert "RUNNING" not in {run.info.status for run in runs}
 
 
 def test_patience_stops_a_search_that_stopped_improving(

@@ -14,7 +14,7 @@ from mlops_assets.constants import LABEL_COLUMN
 from mlops_assets.core.lineage import Lineage
 from mlops_assets.core.splits import feature_columns
 from mlops_assets.core.tracking import TrackingTarget
-from mlops_assets.core.training import TrainingSplits, prepare_splits
+from mlops_assets.core.tuning import TrainingSplits, prepare_splits
 
 # A small slice of the default space: trials take a fraction of a second on tiny data.
 TINY_SPACE = {
