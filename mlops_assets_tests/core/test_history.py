@@ -123,3 +123,23 @@ def test_replaced_by_finds_the_champion_a_version_replaced() -> None:
 def test_records_frame_needs_records() -> None:
     with pytest.raises(ValueError, match="at least one record"):
         records_frame([])
+
+
+@pytest.mark.spark
+def test_history_tables_on_the_spark_engine_read_by_delta_rs(spark, tmp_path) -> None:
+    from mlops_assets.core.spark_tables import SparkDeltaEngine
+
+    root = str(tmp_path / "lake")
+    on_spark, on_rs = SparkDeltaEngine(root, spark), DeltaRsEngine(root=root)
+    first = promotion(0, 1, None, "promote", dagster_run_id="r1")
+    append_records(on_spark, [first])
+    append_records(on_rs, [promotion(1, 2, 1, "promote", prob_kappa_improves=0.95)])
+    append_records(on_spark, [promotion(2, 1, 2, "rollback")])
+    for engine in (on_spark, on_rs):
+        history = read_history(engine, PROMOTIONS_TABLE)
+        assert history["action"].tolist() == ["promote", "promote", "rollback"]
+        assert earlier_decision(history, "m", 1, None) == first
+        assert replaced_by(history, "m", 2) == 1
+    deployment = DeploymentRecord(T0, "m", "deploy", 3, None, None, "pending", "no server")
+    append_records(on_spark, [deployment])
+    assert last_serving(read_history(on_rs, DEPLOYMENTS_TABLE), "m") is None
