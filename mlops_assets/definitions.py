@@ -13,13 +13,40 @@ import os
 import dagster as dg
 
 from mlops_assets.core.paths import state_paths
-from mlops_assets.defs import deployment, ingestion, jobs, serving, training
-from mlops_assets.resources import DataSource, Lakehouse, MlflowRegistry, ServingEndpoint
+from mlops_assets.defs import automation, deployment, ingestion, jobs, monitoring, serving, training
+from mlops_assets.resources import (
+    AutomationSettings,
+    DataSource,
+    Lakehouse,
+    MlflowRegistry,
+    ServingEndpoint,
+)
 
 PROFILE_ENV = "MLOPS_PROFILE"
 PROFILES = ("embedded", "production")
 SERVING_URL_ENV, ADMIN_TOKEN_ENV = "MLOPS_SERVING_URL", "MLOPS_ADMIN_TOKEN"
-DEFS_MODULES = [ingestion, training, deployment, serving, jobs]
+DEFS_MODULES = [ingestion, training, deployment, serving, monitoring, automation, jobs]
+# AutomationSettings field -> environment variable overriding it (small budgets for demos)
+AUTOMATION_ENV = {
+    "retrain_max_evals": "MLOPS_RETRAIN_MAX_EVALS",
+    "monitoring_min_rows": "MLOPS_MONITOR_MIN_ROWS",
+    "min_new_rows": "MLOPS_MONITOR_MIN_NEW_ROWS",
+    "max_wait_s": "MLOPS_MONITOR_MAX_WAIT_S",
+    "cooldown_s": "MLOPS_RETRAIN_COOLDOWN_S",
+    "drift_share_threshold": "MLOPS_DRIFT_SHARE_THRESHOLD",
+    "domain_auc_threshold": "MLOPS_DOMAIN_AUC_THRESHOLD",
+    "performance_drop_threshold": "MLOPS_PERFORMANCE_DROP_THRESHOLD",
+}
+
+
+def automation_settings() -> AutomationSettings:
+    """Sensor thresholds and run overrides: defaults, overridden by ``AUTOMATION_ENV``."""
+    values = {key: os.environ[env] for key, env in AUTOMATION_ENV.items() if os.environ.get(env)}
+    try:
+        return AutomationSettings(**values)
+    except Exception as error:
+        names = {key: AUTOMATION_ENV[key] for key in values}
+        raise ValueError(f"invalid automation settings from {names}: {error}") from error
 
 
 def embedded_resources(state_dir: str | None = None) -> dict[str, dg.ConfigurableResource]:
@@ -36,6 +63,7 @@ def embedded_resources(state_dir: str | None = None) -> dict[str, dg.Configurabl
             url=os.environ.get(SERVING_URL_ENV, "http://127.0.0.1:8080"),
             admin_token=dg.EnvVar(ADMIN_TOKEN_ENV) if os.environ.get(ADMIN_TOKEN_ENV) else None,
         ),
+        "automation": automation_settings(),
     }
 
 
@@ -58,6 +86,7 @@ def production_resources() -> dict[str, dg.ConfigurableResource]:
         "serving": ServingEndpoint(
             url=dg.EnvVar(SERVING_URL_ENV), admin_token=dg.EnvVar(ADMIN_TOKEN_ENV)
         ),
+        "automation": automation_settings(),
     }
 
 

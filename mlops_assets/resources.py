@@ -15,6 +15,7 @@ from mlops_assets.constants import EXPERIMENT_NAME, REGISTERED_MODEL_NAME
 from mlops_assets.core import sources
 from mlops_assets.core.holdout import Holdout
 from mlops_assets.core.paths import state_paths
+from mlops_assets.core.sensors import RetrainPolicy
 from mlops_assets.core.synthetic import POSITIVE_RATE, DriftSpec
 from mlops_assets.core.tables import DeltaEngine, DeltaRsEngine
 from mlops_assets.core.tracking import TrackingTarget
@@ -187,6 +188,52 @@ class DataSource(dg.ConfigurableResource):
             timeout_s=self.openml_timeout_s,
             fallback=generated if self.fallback_to_synthetic else None,
             holdout=holdout,
+        )
+
+
+class AutomationSettings(dg.ConfigurableResource):
+    """Knobs of the automation sensors: thresholds, cooldown, batching, run overrides."""
+
+    drift_share_threshold: float = Field(
+        default=0.5, description="drift_sensor: retrain when the drift share reaches this."
+    )
+    domain_auc_threshold: float = Field(
+        default=0.8,
+        description="drift_sensor: retrain when the domain classifier AUC reaches this.",
+    )
+    performance_drop_threshold: float = Field(
+        default=0.25, description="drift_sensor: retrain when the online kappa drop reaches this."
+    )
+    cooldown_s: float = Field(
+        default=600.0, description="drift_sensor: seconds after a trigger without a new one."
+    )
+    min_new_rows: int = Field(
+        default=500, description="inference_log_sensor: new rows that request monitoring at once."
+    )
+    max_wait_s: float = Field(
+        default=300.0,
+        description="inference_log_sensor: after this many seconds any new row requests it.",
+    )
+    source_fingerprint: Literal["stat", "sha256"] = Field(
+        default="stat",
+        description="source_data_sensor: file size + mtime (stat) or a content hash (sha256).",
+    )
+    retrain_max_evals: int | None = Field(
+        default=None, description="Sensor-launched retraining: tuned_model max_evals override."
+    )
+    monitoring_min_rows: int | None = Field(
+        default=None,
+        description="Sensor-launched monitoring: min_rows of drift_report and min_labeled_rows "
+        "of model_performance.",
+    )
+
+    def policy(self) -> RetrainPolicy:
+        """The drift sensor's thresholds and cooldown."""
+        return RetrainPolicy(
+            drift_share=self.drift_share_threshold,
+            domain_auc=self.domain_auc_threshold,
+            performance_drop=self.performance_drop_threshold,
+            cooldown_s=self.cooldown_s,
         )
 
 

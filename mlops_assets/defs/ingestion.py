@@ -5,7 +5,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
-from mlops_assets.constants import DATA_GROUP
+from mlops_assets.constants import DATA_GROUP, LABELED_FEEDBACK_TABLE
 from mlops_assets.core import sources
 from mlops_assets.core.ingestion import refine_transactions, write_raw
 from mlops_assets.core.resampling import resample_table
@@ -21,6 +21,10 @@ class TransactionsConfig(dg.Config):
     dedup: Literal["drop_exact", "keep"] = Field(
         default="drop_exact",
         description="drop_exact drops rows identical in every column; keep keeps them all.",
+    )
+    include_feedback: bool = Field(
+        default=True,
+        description="Append the latest labeled_feedback rows (production rows with true labels).",
     )
 
 
@@ -85,7 +89,13 @@ def raw_transactions(
     )
 
 
-@dg.asset(group_name=DATA_GROUP, kinds={"deltalake", "pandas"})
+@dg.asset(
+    group_name=DATA_GROUP,
+    kinds={"deltalake", "pandas"},
+    # Not an input: on a fresh state there is no labeled_feedback table, and main_job does
+    # not materialize it; the latest version is read if it exists and recorded.
+    deps=[LABELED_FEEDBACK_TABLE],
+)
 def transactions(
     context: dg.AssetExecutionContext,
     config: TransactionsConfig,
@@ -93,7 +103,7 @@ def transactions(
     data_source: DataSource,
     raw_transactions: TableRef,
 ) -> dg.Output[TableRef]:
-    """Validated, typed, deduplicated transactions with a 0/1 ``label`` (silver Delta table)."""
+    """Raw rows plus labeled production feedback, typed and deduplicated, 0/1 ``label``."""
     source = data_source.source()
     silver = refine_transactions(
         lakehouse.tables(),
@@ -102,8 +112,12 @@ def transactions(
         column_types=sources.expected_types(source),
         dedup=config.dedup,
         origin=sources.describe(source),
+        feedback_table=LABELED_FEEDBACK_TABLE if config.include_feedback else None,
     )
-    context.log.info(f"wrote {silver.ref.describe()}; dropped {silver.duplicates_dropped} rows")
+    context.log.info(
+        f"wrote {silver.ref.describe()} with {silver.feedback_rows} feedback rows; "
+        f"dropped {silver.duplicates_dropped} rows"
+    )
     return dg.Output(
         silver.ref,
         metadata={
@@ -115,6 +129,11 @@ def transactions(
             "source_uri": raw_transactions.uri,
             "source_version": raw_transactions.version,
             "dedup_policy": silver.dedup,
+            "feedback_rows": silver.feedback_rows,
+            "feedback_version": silver.feedback_ref.version if silver.feedback_ref else -1,
+            "feedback_missing_columns": dg.MetadataValue.json(
+                list(silver.feedback_missing_columns)
+            ),
             "duplicates_dropped": silver.duplicates_dropped,
             "renamed_columns": dg.MetadataValue.json(dict(silver.renamed)),
             "dagster/column_schema": dg.TableSchema(
