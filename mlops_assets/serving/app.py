@@ -20,7 +20,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from mlops_assets.serving.formats import MLFLOW_FORMATS, refuse
+from mlops_assets.serving.fast_path import read_limited
+from mlops_assets.serving.formats import MLFLOW_FORMATS
 from mlops_assets.serving.log_writer import InferenceLog
 from mlops_assets.serving.metrics import MetricsMiddleware, ServingMetrics
 from mlops_assets.serving.model_holder import ModelHolder
@@ -63,27 +64,6 @@ def _json(status: int, payload: Any, headers: dict | None = None) -> Response:
 
 def _reply(reply: Reply) -> Response:
     return Response(reply.body, status_code=reply.status, media_type=JSON, headers=reply.headers)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read the body, refusing (413) anything over ``limit`` bytes and non-JSON types (415)."""
-    content_type = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
-    if content_type not in (JSON, "application/*+json", "*/*", ""):
-        raise refuse(f"must be {JSON}, got {content_type!r}", field="Content-Type", status=415)
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise refuse("must be a number of bytes", field="Content-Length", status=400)
-        if int(declared) > limit:
-            raise refuse(f"{declared} bytes exceed the limit of {limit}", field="body", status=413)
-        return await request.body()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise refuse(f"more than the limit of {limit} bytes", field="body", status=413)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def create_app(settings: ServeSettings, holder: ModelHolder | None = None) -> FastAPI:
@@ -160,7 +140,8 @@ def create_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Fa
 
     async def guarded(request: Request, handler) -> Response:
         try:
-            body = await read_body(request, settings.max_body_bytes)
+            headers = dict(request.scope["headers"])
+            body = await read_limited(request.receive, headers, settings.max_body_bytes)
         except Exception as error:  # noqa: BLE001 - RequestError, or the client went away
             if hasattr(error, "body"):
                 return _reply(Reply(error.status, error.body(), error.headers))

@@ -12,11 +12,13 @@ import hashlib
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from mlops_assets.core.contract import InputContract
+from mlops_assets.core.inference_log import KIND_CODES
 from mlops_assets.core.model_bundle import ModelBundle
 from mlops_assets.serving.scorer import Scorer, build_scorer, warm_batch
 from mlops_assets.serving.validation import ContractValidator
@@ -61,6 +63,11 @@ class LoadedModel:
     run_id: str | None
     loaded_at: datetime
     load_seconds: float
+
+    @cached_property
+    def kind_codes(self) -> str:
+        """Kind code per contract column, as written in inference-log records."""
+        return "".join(KIND_CODES[spec.kind] for spec in self.validator.contract.columns)
 
     def info(self) -> dict[str, Any]:
         """JSON-ready description for ``/model``."""

@@ -19,13 +19,8 @@ from pathlib import Path
 
 import orjson
 
-from mlops_assets.core.inference_log import (
-    FEEDBACK_KIND,
-    DeltaLogSink,
-    LogRecord,
-    LogRecordError,
-    decode_batch,
-)
+from mlops_assets.core.delta_log_sink import DeltaLogSink
+from mlops_assets.core.inference_log import FEEDBACK_KIND, LogRecord, LogRecordError, decode_batch
 from mlops_assets.serving.wal import WalError, WriteAheadLog
 
 logger = logging.getLogger(__name__)
@@ -92,6 +87,7 @@ class InferenceLog:
         self._commits = 0
         self._failures = 0
         self._last_error: str | None = None
+        self._verify = True  # re-read Delta before the first commit and after any failure
         self._stopping = False
         self._deadline = float("inf")
         self._thread: threading.Thread | None = None
@@ -120,7 +116,7 @@ class InferenceLog:
         if record.lsn <= self._through:
             return False
         try:
-            kind = orjson.loads(record.payload).get("k")
+            kind = orjson.loads(record.payload).get("k") if record.payload[:1] == b"{" else "p"
         except (orjson.JSONDecodeError, AttributeError):
             return True  # quarantined by the mover
         table = "feedback" if kind == FEEDBACK_KIND else "predictions"
@@ -129,7 +125,7 @@ class InferenceLog:
     @property
     def saturated(self) -> bool:
         """True when the backlog is over ``max_backlog_bytes`` (answer 503)."""
-        return self._buffer_bytes + self.wal._pending_bytes >= self.max_backlog_bytes
+        return self._buffer_bytes + self.wal.pending_bytes >= self.max_backlog_bytes
 
     async def append(self, payload: bytes) -> int:
         """Make ``payload`` durable and return its sequence number.
@@ -173,8 +169,9 @@ class InferenceLog:
                 continue
             try:
                 self._commit(batch)
-                backoff = 0.0
+                backoff, self._verify = 0.0, False
             except Exception as error:  # noqa: BLE001 - retried; the WAL keeps the records
+                self._verify = True  # the failed attempt may have committed
                 self._failures += 1
                 self._last_error = f"{type(error).__name__}: {error}"
                 backoff = min(max(2 * backoff, 0.5), 30.0)
@@ -202,13 +199,12 @@ class InferenceLog:
                 batch, self._committed["predictions"], self._committed["feedback"]
             )
         predictions_table, feedback_table = self.tables
+        lsn, verify = decoded.last_lsn, self._verify
         if decoded.feedback is not None:
-            self._commits += self.sink.append(feedback_table, decoded.feedback, decoded.last_lsn)
+            self._commits += self.sink.append(feedback_table, decoded.feedback, lsn, verify)
         self._committed["feedback"] = decoded.last_lsn
         if decoded.predictions is not None:
-            self._commits += self.sink.append(
-                predictions_table, decoded.predictions, decoded.last_lsn
-            )
+            self._commits += self.sink.append(predictions_table, decoded.predictions, lsn, verify)
         self._committed["predictions"] = decoded.last_lsn
 
     def _quarantine(self, batch: list[LogRecord]) -> list[LogRecord]:

@@ -23,6 +23,7 @@ def run(settings: ServeSettings, log_level: str = "info") -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in logs
 
     from mlops_assets.serving.app import create_app
+    from mlops_assets.serving.fast_path import ScoringFastPath
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -39,7 +40,7 @@ def run(settings: ServeSettings, log_level: str = "info") -> None:
         signal.signal(number, finished)
     logger.info("settings: %s", settings.describe())
     uvicorn.run(
-        app,
+        ScoringFastPath(app, app.state.service, app.state.metrics, settings.max_body_bytes),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -48,4 +49,5 @@ def run(settings: ServeSettings, log_level: str = "info") -> None:
         log_level=log_level.lower(),
         timeout_graceful_shutdown=30,
         server_header=False,
+        proxy_headers=False,  # bound to loopback by default: no proxy to trust
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
-from mlops_assets.core.inference_log import FEEDBACK_KIND, KIND_CODES, PREDICTION_KIND, row_ids
+from mlops_assets.core.inference_log import encode_feedback, encode_prediction, row_ids
 from mlops_assets.serving.formats import (
     RequestError,
     feedback_items,
@@ -46,7 +46,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def encode_prediction(
+def encode_record(
     model: LoadedModel,
     batch_id: str,
     batch: FeatureBatch,
@@ -56,26 +56,21 @@ def encode_prediction(
 ) -> bytes:
     """The write-ahead-log record of one answered request (see ``core.inference_log``)."""
     contract = model.validator.contract
-    if batch.matrix is not None:
-        features = np.ascontiguousarray(batch.matrix.T)
-    else:
-        assert batch.columns is not None
-        features = [batch.columns[name] for name in contract.names]
-    record = {
-        "k": PREDICTION_KIND,
+    header = {
         "id": batch_id,
         "ts": time.time_ns() // 1000,
         "m": model.name,
         "v": model.version,
         "a": model.alias,
         "c": contract.names,
-        "t": "".join(KIND_CODES[spec.kind] for spec in contract.columns),
-        "x": features,
-        "p": probabilities,
-        "l": labels,
+        "t": model.kind_codes,
         "lat": latency_ms,
     }
-    return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
+    if batch.matrix is not None:
+        return encode_prediction(header, batch.matrix, probabilities, labels)
+    assert batch.columns is not None
+    features = [batch.columns[name] for name in contract.names]
+    return encode_prediction(header, features, probabilities.tolist(), labels.tolist())
 
 
 class PredictionService:
@@ -132,10 +127,11 @@ class PredictionService:
                     f"the model could not score these rows: {error}", field="body"
                 ) from None
             labels = model.scorer.labels(probabilities)
-            latency_ms = (time.perf_counter() - started) * 1000.0
-            await self._durable(
-                encode_prediction(model, batch_id, batch, probabilities, labels, latency_ms)
-            )
+            if self.log is not None:
+                latency_ms = (time.perf_counter() - started) * 1000.0
+                await self._durable(
+                    encode_record(model, batch_id, batch, probabilities, labels, latency_ms)
+                )
         except RequestError as error:
             return Reply(error.status, error.body(), error.headers)
         positives = int(labels.sum())
@@ -171,8 +167,7 @@ class PredictionService:
             items = feedback_items(parse_json(body), self.max_rows)
             if self.log is None:
                 raise refuse("inference logging is disabled on this server", status=409)
-            record = {"k": FEEDBACK_KIND, "ts": time.time_ns() // 1000, "items": items}
-            await self._durable(orjson.dumps(record))
+            await self._durable(encode_feedback(items, time.time_ns() // 1000))
         except RequestError as error:
             return Reply(error.status, error.body(), error.headers)
         return Reply(200, orjson.dumps({"accepted": len(items)}))

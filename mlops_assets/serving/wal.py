@@ -1,49 +1,43 @@
 """Write-ahead log with group commit: a record is acknowledged only once it is on disk.
 
-Records go to preallocated, zero-filled segment files (``wal-<first lsn>.seg``). Each frame is
-``length | crc32 | lsn | payload``; a zero length marks the end of the written part. One
-writer thread takes every record queued since its last write, writes them with one
-``pwrite`` and makes them durable with one ``fdatasync`` (group commit: concurrent requests
-share the flush). Overwriting preallocated blocks keeps ``fdatasync`` from committing the
-filesystem journal, which is what makes a flush cost a fraction of a millisecond.
+Records go to preallocated, zero-filled segment files (``wal-<first lsn>.seg``, see
+:mod:`~mlops_assets.serving.wal_segments`). The pipeline has two stages:
 
-On open the log scans the segments, stops at the first torn or corrupt frame (it was never
-acknowledged), returns every valid record and starts a fresh segment. Segments whose records
-have all reached Delta are deleted through :meth:`WriteAheadLog.release_through`.
+* on the event loop, a request queues its record and awaits; once per loop iteration every
+  queued record is framed and written with one ``pwrite`` (page cache, no wait);
+* a sync thread runs ``fdatasync`` back to back: each call makes durable everything written
+  before it started, then one ``call_soon_threadsafe`` resumes all those requests.
+
+So concurrent requests share a flush (group commit), the loop never blocks on the disk, and
+the thread costs one hand-off per flush rather than per request. Overwriting preallocated
+blocks keeps ``fdatasync`` from committing the filesystem journal (a fraction of a millisecond
+on an idle disk). On open the log scans the segments, stops at the first torn or corrupt frame
+(it was never acknowledged), returns every valid record and starts a fresh segment.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import os
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_assets.core.inference_log import LogRecord
 from mlops_assets.serving.wal_segments import (
-    HEADER,
-    Waiter,
     WalError,
-    frame,
-    fsync_dir,
     load_app_id,
     lock_folder,
     recover_segments,
-    segment_name,
-    settle,
     unlock_folder,
-    zero_file,
 )
+from mlops_assets.serving.wal_writer import SegmentWriter
 
 __all__ = ["WalError", "WalStats", "WriteAheadLog"]
-
 logger = logging.getLogger(__name__)
-
-SPARE_NAME = "spare.tmp"
 
 
 @dataclass(frozen=True)
@@ -52,9 +46,9 @@ class WalStats:
 
     Attributes:
         next_lsn: Sequence number the next record gets.
-        pending_records: Records queued and not yet durable.
-        pending_bytes: Their payload bytes.
-        fsyncs: Flushes done since open (each one commits a whole group).
+        pending_records: Records queued or written and not yet durable.
+        pending_bytes: Bytes queued and not yet written.
+        fsyncs: Flushes since open (each one covers a whole group).
         records: Records made durable since open.
         segments: Segment files on disk.
         failed: The error that stopped the log, if any.
@@ -83,28 +77,25 @@ class WriteAheadLog:
         Args:
             directory: Folder of the segments (created if missing).
             segment_bytes: Preallocated size of a segment.
-            on_durable: Called from the writer thread with each group once it is durable.
+            on_durable: Called on the event loop with each group once it is durable.
         """
         self.directory = Path(directory)
         self.segment_bytes = segment_bytes
+        self.app_id = ""
         self._on_durable = on_durable
-        self._cond = threading.Condition()
-        self._segments_lock = threading.Lock()
-        self._pending: list[tuple[bytes, Waiter]] = []
+        self._files: SegmentWriter | None = None
+        self._pending: list[tuple[bytes, asyncio.Future]] = []
         self._pending_bytes = 0
+        self._flush_scheduled = False
+        self._awaiting: deque[tuple[asyncio.Future, LogRecord]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = threading.Condition()
+        self._written = self._synced = 0
         self._closing = False
         self._failed: str | None = None
-        self._segments: list[tuple[int, Path]] = []
-        self._fd = -1
-        self._offset = 0
-        self._size = 0
-        self._next_lsn = 1
-        self._fsyncs = 0
-        self._records = 0
-        self._spare_thread: threading.Thread | None = None
+        self._fsyncs = self._records = 0
         self._thread: threading.Thread | None = None
         self._lock_fd = -1
-        self.app_id = ""
 
     def open(self) -> list[LogRecord]:
         """Lock the folder and recover the valid records (call :meth:`start` next).
@@ -117,168 +108,161 @@ class WriteAheadLog:
         """
         self._lock_fd = lock_folder(self.directory)
         self.app_id = load_app_id(self.directory)
-        records, self._segments, self._next_lsn = recover_segments(self.directory)
+        records, segments, next_lsn = recover_segments(self.directory)
+        self._files = SegmentWriter(self.directory, self.segment_bytes, segments, next_lsn)
         return records
 
     def start(self, min_next_lsn: int = 1) -> None:
-        """Start a fresh segment and the writer thread.
+        """Open a fresh segment and start the sync thread.
 
         Args:
             min_next_lsn: Lower bound for the next sequence number (one past the last
                 sequence number already committed downstream), so numbers are never reused.
         """
-        self._next_lsn = max(self._next_lsn, min_next_lsn)
-        (self.directory / SPARE_NAME).unlink(missing_ok=True)
-        self._start_segment(0)
-        self._thread = threading.Thread(target=self._run, name="wal-writer", daemon=True)
+        assert self._files is not None, "open() first"
+        self._files.next_lsn = max(self._files.next_lsn, min_next_lsn)
+        self._written = self._synced = self._files.next_lsn - 1
+        self._files.start()
+        self._thread = threading.Thread(target=self._sync_loop, name="wal-sync", daemon=True)
         self._thread.start()
 
-    def _start_segment(self, needed: int) -> None:
-        path = self.directory / segment_name(self._next_lsn)
-        spare = self._take_spare() if needed <= self.segment_bytes else None
-        if spare is not None:
-            os.replace(spare, path)
-        else:
-            zero_file(path, max(self.segment_bytes, needed))
-        fsync_dir(self.directory)
-        if self._fd >= 0:
-            os.close(self._fd)
-        self._fd = os.open(path, os.O_WRONLY)
-        self._offset, self._size = 0, max(self.segment_bytes, needed)
-        with self._segments_lock:
-            self._segments = [entry for entry in self._segments if entry[1] != path]
-            self._segments.append((self._next_lsn, path))
-
-    def _make_spare(self) -> None:
-        try:
-            zero_file(self.directory / SPARE_NAME, self.segment_bytes)
-        except OSError:
-            logger.exception("WAL: could not preallocate the next segment")
-
-    def _take_spare(self) -> Path | None:
-        thread, self._spare_thread = self._spare_thread, None
-        if thread is None:
-            return None
-        thread.join()
-        spare = self.directory / SPARE_NAME
-        return spare if spare.is_file() else None
+    def _check_open(self) -> None:
+        if self._failed is not None:
+            raise WalError(f"write-ahead log failed earlier: {self._failed}")
+        if self._closing or self._thread is None:
+            raise WalError("write-ahead log is closed")
 
     async def append(self, payload: bytes) -> int:
-        """Queue ``payload`` and return its sequence number once it is durable."""
-        future = asyncio.get_running_loop().create_future()
-        self._submit(payload, future)
+        """Queue ``payload`` and return its sequence number once it is durable.
+
+        Raises:
+            WalError: When the log is closed or failed (after a failure every append fails).
+        """
+        self._check_open()
+        loop = self._loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((payload, future))
+        self._pending_bytes += len(payload)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._write_pending)
         return await future
 
-    def append_blocking(self, payload: bytes, timeout: float | None = None) -> int:
-        """Like :meth:`append`, for threads without an event loop."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        self._submit(payload, future)
-        return future.result(timeout)
-
-    def _submit(self, payload: bytes, waiter: Waiter) -> None:
-        with self._cond:
-            if self._failed is not None:
-                raise WalError(f"write-ahead log failed earlier: {self._failed}")
-            if self._closing or self._thread is None:
-                raise WalError("write-ahead log is closed")
-            self._pending.append((payload, waiter))
-            self._pending_bytes += len(payload)
-            self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._closing:
-                    self._cond.wait()
-                if not self._pending:
-                    return
-                group, self._pending, self._pending_bytes = self._pending, [], 0
-            try:
-                records = self._write([payload for payload, _ in group])
-            except BaseException as error:  # noqa: BLE001 - every waiter must hear about it
-                logger.exception("WAL write failed; the log stops accepting records")
-                with self._cond:
-                    self._failed = f"{type(error).__name__}: {error}"
-                settle(group, None, WalError(f"write-ahead log write failed: {error}"))
-                continue
-            settle(group, [record.lsn for record in records], None)
-            if self._on_durable is not None:
-                self._on_durable(records)
-
-    def _write(self, payloads: list[bytes]) -> list[LogRecord]:
-        records, chunk, chunk_bytes = [], [], 0
-        for payload in payloads:
-            encoded = frame(self._next_lsn, payload)
-            if self._offset + chunk_bytes + len(encoded) > self._size:
-                self._flush(chunk)
-                chunk, chunk_bytes = [], 0
-                self._start_segment(len(encoded) + HEADER.size)
-            chunk.append(encoded)
-            chunk_bytes += len(encoded)
-            records.append(LogRecord(lsn=self._next_lsn, payload=payload))
-            self._next_lsn += 1
-        self._flush(chunk)
-        if self._offset > self._size // 2 and self._spare_thread is None:
-            self._spare_thread = threading.Thread(target=self._make_spare, daemon=True)
-            self._spare_thread.start()
-        self._records += len(records)
-        return records
-
-    def _flush(self, chunk: list[bytes]) -> None:
-        if not chunk:
+    def _write_pending(self) -> None:
+        """Write every queued record (event loop) and wake the sync thread."""
+        self._flush_scheduled = False
+        group, self._pending, self._pending_bytes = self._pending, [], 0
+        assert self._files is not None
+        try:
+            with self._files.lock:
+                records = self._files.write([payload for payload, _ in group])
+                self._written = records[-1].lsn
+        except BaseException as error:  # noqa: BLE001 - every waiter must hear about it
+            self._fail(error, [future for _, future in group])
             return
-        data = b"".join(chunk)
-        os.pwrite(self._fd, data, self._offset)
-        os.fdatasync(self._fd)
-        self._offset += len(data)
-        self._fsyncs += 1
+        pairs = zip(group, records, strict=True)
+        self._awaiting.extend((future, record) for (_, future), record in pairs)
+        with self._wake:
+            self._wake.notify()
+
+    def _sync_loop(self) -> None:
+        files = self._files
+        assert files is not None
+        while True:
+            with self._wake:
+                while self._written <= self._synced and not self._closing:
+                    self._wake.wait()
+                if self._written <= self._synced:
+                    return
+            with files.lock:
+                fd, target = files.fd, self._written
+            try:
+                os.fdatasync(fd)
+            except OSError as error:
+                if self._loop is not None:
+                    self._loop.call_soon_threadsafe(self._fail, error, None)
+                return
+            with files.lock:
+                files.close_retired()
+            self._synced, self._fsyncs = target, self._fsyncs + 1
+            if self._loop is not None:
+                try:
+                    self._loop.call_soon_threadsafe(self._resolve, target)
+                except RuntimeError:  # the loop is closed: nobody waits any more
+                    pass
+
+    def _resolve(self, target: int) -> None:
+        """Resume every request whose record is durable (event loop)."""
+        done = []
+        while self._awaiting and self._awaiting[0][1].lsn <= target:
+            future, record = self._awaiting.popleft()
+            if not future.done():  # a client that went away does not matter here
+                future.set_result(record.lsn)
+            done.append(record)
+        self._records += len(done)
+        if done and self._on_durable is not None:
+            self._on_durable(done)
+
+    def _fail(self, error: BaseException, futures: list | None) -> None:
+        logger.error("WAL write failed; the log stops accepting records: %s", error)
+        self._failed = f"{type(error).__name__}: {error}"
+        waiting = futures if futures is not None else []
+        waiting += [future for future, _ in self._awaiting] + [f for _, f in self._pending]
+        self._awaiting.clear()
+        for future in waiting:
+            if not future.done():
+                future.set_exception(WalError(f"write-ahead log write failed: {error}"))
+
+    def append_blocking(self, payload: bytes) -> int:
+        """Write and sync one record from a thread without an event loop; return its lsn."""
+        self._check_open()
+        assert self._files is not None
+        with self._files.lock:
+            records = self._files.write([payload])
+            os.fdatasync(self._files.fd)
+            self._written = max(self._written, records[0].lsn)
+        self._records += 1
+        if self._on_durable is not None:
+            self._on_durable(records)
+        return records[0].lsn
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes queued and not yet written."""
+        return self._pending_bytes
 
     def release_through(self, lsn: int) -> int:
-        """Delete closed segments whose records all have sequence numbers <= ``lsn``.
-
-        Returns:
-            How many segment files were deleted.
-        """
-        with self._segments_lock:
-            removable = [
-                path
-                for (_, path), (next_first, _) in zip(
-                    self._segments, self._segments[1:], strict=False
-                )
-                if next_first - 1 <= lsn
-            ]
-            self._segments = self._segments[len(removable) :]
-        for path in removable:
-            path.unlink(missing_ok=True)
-        return len(removable)
+        """Delete closed segments whose records all have sequence numbers <= ``lsn``."""
+        assert self._files is not None
+        with self._files.lock:
+            return self._files.release_through(lsn)
 
     def stats(self) -> WalStats:
         """Return the current counters."""
-        with self._cond:
-            pending, pending_bytes = len(self._pending), self._pending_bytes
+        files = self._files
         return WalStats(
-            next_lsn=self._next_lsn,
-            pending_records=pending,
-            pending_bytes=pending_bytes,
+            next_lsn=files.next_lsn if files else 0,
+            pending_records=len(self._pending) + len(self._awaiting),
+            pending_bytes=self._pending_bytes,
             fsyncs=self._fsyncs,
             records=self._records,
-            segments=len(self._segments),
+            segments=len(files.segments) if files else 0,
             failed=self._failed,
         )
 
     def close(self) -> None:
-        """Make every queued record durable, stop the writer thread and unlock the folder."""
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
+        """Sync what was written, stop the sync thread and unlock the folder."""
+        self._closing = True
+        with self._wake:
+            self._wake.notify_all()
         if self._thread is not None:
             self._thread.join()
-            self._thread = None
-        if self._spare_thread is not None:
-            self._spare_thread.join()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        if self._files is not None:
+            with self._files.lock:
+                if self._pending:  # only when the loop stopped before writing them
+                    self._files.write([payload for payload, _ in self._pending])
+                    self._pending = []
+                self._files.close()
         if self._lock_fd >= 0:
             unlock_folder(self._lock_fd)
             self._lock_fd = -1

@@ -7,8 +7,6 @@ of the written part; a torn or corrupt frame ends the valid part (it was never a
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import fcntl
 import logging
 import os
@@ -24,7 +22,6 @@ logger = logging.getLogger(__name__)
 HEADER = struct.Struct("<IIQ")  # payload length, crc32 of lsn+payload, lsn
 SEGMENT_PREFIX, SEGMENT_SUFFIX = "wal-", ".seg"
 ID_NAME, LOCK_NAME = "wal.id", "wal.lock"
-Waiter = asyncio.Future | concurrent.futures.Future
 _ZEROS = bytes(1 << 20)
 
 
@@ -151,32 +148,3 @@ def unlock_folder(fd: int) -> None:
     """Release the lock taken by :func:`lock_folder`."""
     fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
-
-
-def settle(
-    group: list[tuple[bytes, Waiter]], lsns: list[int] | None, error: Exception | None
-) -> None:
-    """Wake every waiter of a group: one ``call_soon_threadsafe`` per event loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, int | None]]] = {}
-    for index, (_, waiter) in enumerate(group):
-        lsn = lsns[index] if lsns is not None else None
-        if isinstance(waiter, asyncio.Future):
-            by_loop.setdefault(waiter.get_loop(), []).append((waiter, lsn))
-        elif error is not None:
-            waiter.set_exception(error)
-        else:
-            waiter.set_result(lsn)
-    for loop, entries in by_loop.items():
-        try:
-            loop.call_soon_threadsafe(_resolve, entries, error)
-        except RuntimeError:  # the loop is closed: nobody waits any more
-            pass
-
-
-def _resolve(entries: list[tuple[asyncio.Future, int | None]], error: Exception | None) -> None:
-    for future, lsn in entries:
-        if not future.done():
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(lsn)

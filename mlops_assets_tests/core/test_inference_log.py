@@ -2,30 +2,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
+from mlops_assets.core.delta_log_sink import DeltaLogSink
 from mlops_assets.core.inference_log import (
     FEEDBACK_SCHEMA,
-    DeltaLogSink,
     LogRecord,
     LogRecordError,
     decode_batch,
+    encode_feedback,
+    encode_prediction,
     row_ids,
 )
 
 
-def prediction(lsn: int, batch_id: str, rows: int = 1, version: int = 1, extra: bool = False):
-    names, kinds = ["V1", "count"], "ni"
-    features = [[0.5 + index for index in range(rows)], [index for index in range(rows)]]
-    if extra:
-        names, kinds = [*names, "channel"], kinds + "s"
-        features.append(["web"] * rows)
-    features[0][0] = None  # a missing value stays null in Delta
-    payload = {
-        "k": "p",
+def header(batch_id: str, names: list[str], kinds: str, version: int = 1) -> dict:
+    return {
         "id": batch_id,
         "ts": 1_700_000_000_000_000,
         "m": "fraud_detector",
@@ -33,16 +29,32 @@ def prediction(lsn: int, batch_id: str, rows: int = 1, version: int = 1, extra: 
         "a": "champion",
         "c": names,
         "t": kinds,
-        "x": features,
-        "p": [0.25] * rows,
-        "l": [0] * rows,
         "lat": 0.4,
     }
-    return LogRecord(lsn=lsn, payload=orjson.dumps(payload))
+
+
+def prediction(lsn: int, batch_id: str, rows: int = 1, version: int = 1, extra: bool = False):
+    """A binary record (numeric contract), or a JSON one with a string column when extra."""
+    matrix = np.array([[0.5 + index, index] for index in range(rows)], dtype=np.float64)
+    matrix[0, 0] = np.nan  # a missing value stays null in Delta
+    probabilities, labels = np.full(rows, 0.25), np.zeros(rows, dtype=np.int8)
+    if not extra:
+        payload = encode_prediction(
+            header(batch_id, ["V1", "count"], "ni", version), matrix, probabilities, labels
+        )
+    else:
+        columns = [matrix[:, 0].tolist(), [int(v) for v in matrix[:, 1]], ["web"] * rows]
+        payload = encode_prediction(
+            header(batch_id, ["V1", "count", "channel"], "nis", version),
+            columns,
+            probabilities.tolist(),
+            labels.tolist(),
+        )
+    return LogRecord(lsn=lsn, payload=payload)
 
 
 def feedback(lsn: int, *items: tuple[str, int]) -> LogRecord:
-    return LogRecord(lsn=lsn, payload=orjson.dumps({"k": "f", "ts": 1, "items": list(items)}))
+    return LogRecord(lsn=lsn, payload=encode_feedback(list(items), 1))
 
 
 def test_row_ids_are_the_batch_id_for_one_row_and_suffixed_otherwise() -> None:
@@ -68,7 +80,7 @@ def test_decode_builds_one_column_per_feature_and_unions_contracts() -> None:
         "label",
         "latency_ms",
     ]
-    assert set(table.column_names[9:]) == {"V1", "count", "channel"}
+    assert table.column_names[9:] == ["V1", "count", "channel"]
     assert table.schema.field("V1").type == pa.float64()
     assert table.schema.field("count").type == pa.int64()
     assert table.column("request_id").to_pylist() == ["a-0", "a-1", "b"]
@@ -88,8 +100,10 @@ def test_decode_skips_records_already_committed_per_table() -> None:
 def test_decode_names_the_bad_record() -> None:
     with pytest.raises(LogRecordError, match="log record 7: unknown record kind 'z'"):
         decode_batch([LogRecord(7, orjson.dumps({"k": "z"}))])
-    with pytest.raises(LogRecordError, match="log record 8: malformed prediction record"):
+    with pytest.raises(LogRecordError, match="log record 8: no columns"):
         decode_batch([LogRecord(8, orjson.dumps({"k": "p", "id": "x"}))])
+    with pytest.raises(LogRecordError, match="log record 9: undecodable"):
+        decode_batch([LogRecord(9, prediction(9, "a").payload[:-3])])
 
 
 def test_sink_commits_each_lsn_exactly_once(tmp_path: Path) -> None:
@@ -97,11 +111,13 @@ def test_sink_commits_each_lsn_exactly_once(tmp_path: Path) -> None:
     rows = decode_batch([prediction(1, "a"), prediction(2, "b")]).predictions
     assert sink.committed_lsn("inference_log") == 0
     assert sink.append("inference_log", rows, lsn=2) is True
-    assert sink.append("inference_log", rows, lsn=2) is False  # a retry after a crash
-    assert sink.append("inference_log", rows, lsn=1) is False
+    assert sink.append("inference_log", rows, lsn=2, verify=True) is False  # a retry
+    assert sink.append("inference_log", rows, lsn=1, verify=True) is False
     assert sink.committed_lsn("inference_log") == 2
     table = DeltaTable(sink.uri("inference_log"))
     assert table.version() == 0 and table.to_pyarrow_table().num_rows == 2
+    fresh = DeltaLogSink(str(tmp_path / "lake"), app_id="server-a")  # after a restart
+    assert fresh.committed_lsn("inference_log") == 2
     other = DeltaLogSink(str(tmp_path / "lake"), app_id="server-b")  # a second writer
     assert other.committed_lsn("inference_log") == 0
     assert other.append("inference_log", rows, lsn=2) is True

@@ -8,7 +8,8 @@ import orjson
 import pytest
 from deltalake import DeltaTable
 
-from mlops_assets.core.inference_log import DeltaLogSink, decode_batch
+from mlops_assets.core.delta_log_sink import DeltaLogSink
+from mlops_assets.core.inference_log import decode_batch
 from mlops_assets.serving.log_writer import InferenceLog, LogSaturatedError
 from mlops_assets_tests.core.test_inference_log import feedback, prediction
 

@@ -1,0 +1,362 @@
+"""Serving throughput and latency: this server vs ``mlflow models serve --env-manager local``.
+
+One registered model (credit-card XGBoost pipeline: ColumnTransformer(imputer + scaler) ->
+XGBClassifier(hist, 200 trees, depth 6), fitted on a sample of ../shared/data/creditcard.csv.gz,
+logged with ``log_bundle``) is served by four targets at once:
+
+  ours+log     mlops serve, POST /predict, inference log on (WAL fsync before each answer)
+  ours-nolog   mlops serve --no-log, POST /predict
+  ours+log/inv mlops serve, POST /invocations with MLflow's dataframe_records body
+  mlflow       mlflow models serve --env-manager local, POST /invocations (same body)
+
+Each is driven with single-row JSON at concurrency 1, 8 and 32 by a separate client process
+(asyncio + uvloop on raw keep-alive HTTP/1.1 connections, so the client costs little CPU).
+Targets are measured in turn, round-robin over --rounds rounds, and the median round is
+reported, so slow phases of a shared machine hit every target alike. On a 2-core machine the
+client shares the cores with the server: its CPU seconds are printed too.
+
+Usage:
+  .venv/bin/python benchmarks/serving.py [--seconds 3] [--rounds 3] [--concurrency 1 8 32]
+      [--rows 50000] [--trees 200] [--targets ours+log ours-nolog ours+log/inv mlflow]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mlops_assets.core.paths import PROJECT_ROOT
+
+CSV = PROJECT_ROOT.parent / "shared" / "data" / "creditcard.csv.gz"
+TARGETS = ("ours+log", "ours-nolog", "ours+log/inv", "mlflow")
+
+
+# ---------------------------------------------------------------- load generator (client) --
+class _Connection(asyncio.Protocol):
+    def __init__(self, requests: list[bytes], stop_at: float, done: asyncio.Future, out: dict):
+        self.requests, self.stop_at, self.done, self.out = requests, stop_at, done, out
+        self.buffer, self.index, self.started = b"", 0, 0.0
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.send()
+
+    def send(self) -> None:
+        if time.perf_counter() >= self.stop_at:
+            self.transport.close()
+            if not self.done.done():
+                self.done.set_result(None)
+            return
+        self.started = time.perf_counter()
+        self.transport.write(self.requests[self.index % len(self.requests)])
+        self.index += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = self.buffer[:end].lower()
+        at = head.find(b"content-length:")
+        length = int(head[at + 15 : head.find(b"\r\n", at) if b"\r\n" in head[at:] else None])
+        if len(self.buffer) < end + 4 + length:
+            return
+        status = int(self.buffer[9:12])
+        self.buffer = self.buffer[end + 4 + length :]
+        self.out["latencies"].append(time.perf_counter() - self.started)
+        self.out["statuses"][status] = self.out["statuses"].get(status, 0) + 1
+        self.send()
+
+    def connection_lost(self, exc) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+async def _drive(port: int, requests: list[bytes], concurrency: int, seconds: float) -> dict:
+    loop = asyncio.get_running_loop()
+    out: dict = {"latencies": [], "statuses": {}}
+    stop_at = time.perf_counter() + seconds
+    started = time.perf_counter()
+    waits = []
+    for _ in range(concurrency):
+        done = loop.create_future()
+        await loop.create_connection(
+            lambda d=done: _Connection(requests, stop_at, d, out), "127.0.0.1", port
+        )
+        waits.append(done)
+    await asyncio.gather(*waits)
+    out["elapsed"] = time.perf_counter() - started
+    return out
+
+
+def client_main(args: argparse.Namespace) -> None:
+    """Run one measurement and print it as JSON (runs in its own process)."""
+    import uvloop
+
+    bodies = json.loads(Path(args.bodies).read_text())
+    requests = [
+        (
+            f"POST {args.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body.encode())}\r\n\r\n{body}"
+        ).encode()
+        for body in bodies
+    ]
+    uvloop.run(_drive(args.port, requests, args.concurrency, 0.5))  # warm-up
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    out = uvloop.run(_drive(args.port, requests, args.concurrency, args.seconds))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    latencies = sorted(out["latencies"])
+    count = len(latencies)
+    print(
+        json.dumps(
+            {
+                "rps": count / out["elapsed"],
+                "p50_ms": latencies[count // 2] * 1e3 if count else None,
+                "p99_ms": latencies[min(count - 1, int(count * 0.99))] * 1e3 if count else None,
+                "statuses": out["statuses"],
+                "client_cpu_s": (after.ru_utime + after.ru_stime)
+                - (before.ru_utime + before.ru_stime),
+                "requests": count,
+            }
+        )
+    )
+
+
+# ------------------------------------------------------------------------- orchestration --
+def register_model(folder: Path, rows: int, trees: int) -> str:
+    """Fit the credit-card pipeline, log it with log_bundle, alias it champion."""
+    import mlflow
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from xgboost import XGBClassifier
+
+    from mlops_assets.core.contract import contract_from_frame
+    from mlops_assets.core.model_bundle import ModelBundle
+    from mlops_assets.core.model_io import log_bundle
+
+    frame = pd.read_csv(CSV, nrows=rows)
+    features, labels = frame.drop(columns=["Time", "Class"]), frame["Class"]
+    preprocess = ColumnTransformer(
+        [("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), list(features))]
+    )
+    model = XGBClassifier(tree_method="hist", n_estimators=trees, max_depth=6, n_jobs=2)
+    pipeline = Pipeline([("preprocess", preprocess), ("classifier", model)]).fit(features, labels)
+    bundle = ModelBundle(pipeline, 0.5, contract_from_frame(features))
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.create_experiment("bench", artifact_location=(folder / "art").as_uri())
+    with mlflow.start_run(experiment_id=experiment):
+        model_uri = log_bundle(bundle, features.head(5))
+    version = mlflow.register_model(model_uri, "fraud_detector").version
+    mlflow.MlflowClient().set_registered_model_alias("fraud_detector", "champion", version)
+    sample = features.sample(200, random_state=0)
+    rows_json = [json.dumps(row) for row in sample.to_dict("records")]
+    (folder / "predict.json").write_text(json.dumps(rows_json))
+    records = [json.dumps({"dataframe_records": [json.loads(row)]}) for row in rows_json]
+    (folder / "invocations.json").write_text(json.dumps(records))
+    return uri
+
+
+def start(command: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+    with open(log, "wb") as sink:
+        return subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+
+
+def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} not ready:\n{log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def measure(port: int, path: str, bodies: Path, concurrency: int, seconds: float) -> dict:
+    command = [sys.executable, __file__, "--client", "--port", str(port), "--path", path]
+    command += ["--bodies", str(bodies), "--concurrency", str(concurrency)]
+    command += ["--seconds", str(seconds)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--path", help=argparse.SUPPRESS)
+    parser.add_argument("--bodies", help=argparse.SUPPRESS)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--trees", type=int, default=200)
+    parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
+    args = parser.parse_args()
+    if args.client:
+        args.concurrency = args.concurrency[0]
+        client_main(args)
+        return
+    run(args)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run(args: argparse.Namespace) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="serving-bench-"))
+    print(f"workdir {folder}; fitting and registering the model ...", flush=True)
+    tracking = register_model(folder, args.rows, args.trees)
+    python = sys.executable
+    launch = "import sys; from mlops_assets.cli import main; main(sys.argv[1:])"
+    ports = {name: free_port() for name in ("ours+log", "ours-nolog", "mlflow")}
+    common = ["serve", "--tracking-uri", tracking, "--log-level", "warning"]
+    servers = {
+        "ours+log": [
+            python,
+            "-c",
+            launch,
+            "--state-dir",
+            str(folder / "s1"),
+            *common,
+            "--port",
+            str(ports["ours+log"]),
+        ],
+        "ours-nolog": [
+            python,
+            "-c",
+            launch,
+            "--state-dir",
+            str(folder / "s2"),
+            *common,
+            "--port",
+            str(ports["ours-nolog"]),
+            "--no-log",
+        ],
+        "mlflow": [
+            str(Path(python).with_name("mlflow")),
+            "models",
+            "serve",
+            "-m",
+            "models:/fraud_detector@champion",
+            "--env-manager",
+            "local",
+            "-p",
+            str(ports["mlflow"]),
+        ],
+    }
+    wanted = {"ours+log/inv": "ours+log"}
+    needed = {wanted.get(target, target) for target in args.targets}
+    bin_dir = str(Path(python).parent)  # mlflow serve execs `uvicorn` from PATH
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    processes = {
+        name: start(command, folder / f"{name}.log", env)
+        for name, command in servers.items()
+        if name in needed
+    }
+    try:
+        for name, process in processes.items():
+            url = f"http://127.0.0.1:{ports[name]}" + ("/ping" if name == "mlflow" else "/ready")
+            wait_ready(url, process, folder / f"{name}.log")
+        print(f"servers ready; load average {os.getloadavg()[0]:.1f}", flush=True)
+        routes = {
+            "ours+log": (ports["ours+log"], "/predict", folder / "predict.json"),
+            "ours-nolog": (ports.get("ours-nolog"), "/predict", folder / "predict.json"),
+            "ours+log/inv": (ports["ours+log"], "/invocations", folder / "invocations.json"),
+            "mlflow": (ports.get("mlflow"), "/invocations", folder / "invocations.json"),
+        }
+        results: dict = {}
+        for concurrency in args.concurrency:
+            for _ in range(args.rounds):
+                for target in args.targets:
+                    port, path, bodies = routes[target]
+                    figures = measure(port, path, bodies, concurrency, args.seconds)
+                    results.setdefault((target, concurrency), []).append(figures)
+        report(results, args)
+    finally:
+        for process in processes.values():
+            stop(process)
+        print(f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+def report(results: dict, args: argparse.Namespace) -> None:
+    def median(target: str, concurrency: int, key: str) -> float:
+        return statistics.median(r[key] for r in results[(target, concurrency)])
+
+    print(f"\nmedian of {args.rounds} rounds x {args.seconds:.0f} s, single-row JSON")
+    print(
+        f"{'target':<14}{'conc':>5}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}  statuses  client cpu/req"
+    )
+    for concurrency in args.concurrency:
+        for target in args.targets:
+            rounds = results[(target, concurrency)]
+            statuses: dict = {}
+            for r in rounds:
+                for status, count in r["statuses"].items():
+                    statuses[status] = statuses.get(status, 0) + count
+            cpu = sum(r["client_cpu_s"] for r in rounds) / max(
+                1, sum(r["requests"] for r in rounds)
+            )
+            print(
+                f"{target:<14}{concurrency:>5}{median(target, concurrency, 'rps'):>9.0f}"
+                f"{median(target, concurrency, 'p50_ms'):>9.2f}"
+                f"{median(target, concurrency, 'p99_ms'):>9.2f}  {statuses}  {cpu * 1e6:.0f} us"
+            )
+    print()
+    for concurrency in args.concurrency:
+        line = [f"conc {concurrency:>2}:"]
+        if "mlflow" in args.targets:
+            for target in ("ours+log", "ours+log/inv", "ours-nolog"):
+                if target in args.targets:
+                    ratio = median(target, concurrency, "rps") / median(
+                        "mlflow", concurrency, "rps"
+                    )
+                    line.append(f"{target}/mlflow {ratio:.1f}x")
+        if {"ours+log", "ours-nolog"} <= set(args.targets):
+            cost = 1 - median("ours+log", concurrency, "rps") / median(
+                "ours-nolog", concurrency, "rps"
+            )
+            line.append(f"logging cost {cost * 100:.0f} % of throughput")
+        print("  ".join(line))
+    if "ours+log" in args.targets and 1 in args.concurrency:
+        p50 = median("ours+log", 1, "p50_ms")
+        print(f"\ntarget p50 <= 2 ms at concurrency 1 with logging: {p50:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
