@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -50,31 +49,54 @@ def main(ctx: click.Context, state_dir: str | None) -> None:
 
 
 @main.command()
+@click.option(
+    "--source", type=click.Choice(["auto", "synthetic"]), default="auto", show_default=True
+)
+@click.option("--rows", type=int, default=20_000, show_default=True, help="Synthetic rows.")
+@click.option("--positive-rate", type=float, default=0.01, show_default=True)
+@click.option("--max-evals", type=int, default=4, show_default=True, help="First model's budget.")
+@click.option("--retrain-max-evals", type=int, default=4, show_default=True)
+@click.option("--normal-rows", type=int, default=3000, show_default=True)
+@click.option("--drifted-rows", type=int, default=4000, show_default=True)
+@click.option("--rate", type=float, default=1000.0, show_default=True, help="Rows per second.")
+@click.option("--drift-shift", default="V3=2.0,V14=-1.5", show_default=True)
+@click.option("--fraud-pattern-change", type=float, default=1.0, show_default=True)
+@click.option("--drift-positive-rate", type=float, default=0.05, show_default=True)
+@click.option("--feedback-delay", type=float, default=1.0, show_default=True, help="Seconds.")
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="Retraining wait.")
+@click.option("--summary-json", type=click.Path(dir_okay=False), default=None)
 @click.pass_obj
-def demo(paths: StatePaths) -> None:
-    """Run the main job end to end on the embedded default and print a summary."""
+def demo(paths: StatePaths, **options) -> None:
+    """Run the whole loop: serve, train, traffic, drift, sensor-launched retraining, redeploy."""
     prepare_dagster_home(paths, os.environ.get("MLOPS_PROFILE"))
-    import dagster as dg
+    from mlops_assets.core.traffic import parse_assignments
+    from mlops_assets.loop import LoopSettings, run_loop
 
-    from mlops_assets.definitions import defs
-    from mlops_assets.defs.jobs import MAIN_JOB_NAME
-
-    started = time.perf_counter()
-    with dg.DagsterInstance.get() as instance:
-        result = defs.get_job_def(MAIN_JOB_NAME).execute_in_process(
-            instance=instance, raise_on_error=False
+    try:
+        settings = LoopSettings(
+            source=options["source"],
+            rows=options["rows"],
+            positive_rate=options["positive_rate"],
+            max_evals=options["max_evals"],
+            retrain_max_evals=options["retrain_max_evals"],
+            normal_rows=options["normal_rows"],
+            drifted_rows=options["drifted_rows"],
+            rate=options["rate"],
+            drift_shift=parse_assignments(options["drift_shift"], "--drift-shift"),
+            fraud_pattern_change=options["fraud_pattern_change"],
+            drift_positive_rate=options["drift_positive_rate"],
+            feedback_delay_s=options["feedback_delay"],
+            retrain_timeout_s=options["timeout"],
         )
-    seconds = time.perf_counter() - started
-    click.echo(f"\nmain_job {'succeeded' if result.success else 'FAILED'} in {seconds:.1f} s")
-    for event in result.get_asset_materialization_events():
-        materialization = event.materialization
-        facts = ", ".join(
-            f"{key}={value.value}"
-            for key, value in materialization.metadata.items()
-            if isinstance(value.value, int | float | str) and len(str(value.value)) < 60
-        )
-        click.echo(f"  {materialization.asset_key.to_user_string():<28} {facts}")
-    sys.exit(0 if result.success else 1)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+    summary = run_loop(paths, settings, lambda line: click.echo(line, err=True))
+    click.echo("")
+    for line in summary.lines():
+        click.echo(line)
+    if options["summary_json"]:
+        Path(options["summary_json"]).write_text(summary.to_json())
+    sys.exit(0 if summary.completed else 1)
 
 
 @main.command()
