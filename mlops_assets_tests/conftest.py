@@ -51,15 +51,26 @@ def spark() -> Iterator[Any]:
     session.stop()
 
 
-@pytest.fixture(autouse=True)
-def _no_home_writes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Keep libraries that default to $HOME (MLflow, Ivy, sklearn) out of the real home."""
+def _forget_mlflow_globals() -> None:
+    """Drop the tracking/registry URIs and experiment MLflow keeps process-wide.
+
+    ``TrackingTarget.activate`` sets them (and exports them to the environment); left over,
+    they send a later test's registrations to an earlier test's store.
+    """
     mlflow = sys.modules.get("mlflow")
-    if mlflow is not None:  # URIs and experiment an earlier test set (globals) must not leak
+    if mlflow is not None:
         mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)
         mlflow.tracking.fluent._active_experiment_id = None
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    for name in ("MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
+        os.environ.pop(name, None)
+
+
+@pytest.fixture(autouse=True)
+def _no_home_writes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Keep libraries that default to $HOME (MLflow, Ivy, sklearn) out of the real home."""
+    _forget_mlflow_globals()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'default-mlflow.db'}")
     os.environ.setdefault("PYTHONHASHSEED", "0")
+    yield
+    _forget_mlflow_globals()  # before module/session fixtures of the next test register
