@@ -69,8 +69,13 @@ def main(ctx: click.Context, state_dir: str | None) -> None:
 def demo(paths: StatePaths, **options) -> None:
     """Run the whole loop: serve, train, traffic, drift, sensor-launched retraining, redeploy."""
     prepare_dagster_home(paths, os.environ.get("MLOPS_PROFILE"))
-    from mlops_assets.core.traffic import parse_assignments
+    import warnings
+
+    from mlops_assets.core.traffic_drift import parse_assignments
     from mlops_assets.loop import LoopSettings, run_loop
+
+    # library notices (beta APIs, schema hints) would bury the loop's own progress lines
+    warnings.filterwarnings("ignore", module=r"(dagster|mlflow)(\.|$)")
 
     try:
         settings = LoopSettings(

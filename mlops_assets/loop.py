@@ -25,8 +25,10 @@ from typing import Any, Literal
 
 from mlops_assets.core.paths import StatePaths
 from mlops_assets.core.synthetic import DriftSpec
-from mlops_assets.core.traffic import DriftInjection, TrafficRows
-from mlops_assets.core.traffic_run import TrafficSettings, TrafficSummary
+from mlops_assets.core.traffic import TrafficRows
+from mlops_assets.core.traffic_drift import DriftInjection
+from mlops_assets.core.traffic_report import TrafficSummary
+from mlops_assets.core.traffic_run import TrafficSettings
 from mlops_assets.loop_report import LoopSummary, Step
 from mlops_assets.loop_watch import LoopWatch
 from mlops_assets.processes import (

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlops_assets.core.traffic_run import TrafficSummary
+from mlops_assets.core.traffic_report import TrafficSummary
 
 SCALARS = (int, float, str, bool)
 
@@ -93,7 +93,8 @@ class LoopSummary:
         normal_traffic: Traffic before the drift.
         clean_report: The drift report on the normal traffic.
         drifted_traffic: Drifted traffic.
-        drift_report: The report that triggered retraining.
+        drift_report: The last drift report before the retraining run was created.
+        performance: The last online performance before the retraining run was created.
         retraining_run_id: The sensor-launched run, or None.
         retraining_status: Its final status.
         decision: The champion decision of that run (promote / keep + reason + versions).
@@ -113,6 +114,7 @@ class LoopSummary:
     clean_report: Mapping[str, Any] = field(default_factory=dict)
     drifted_traffic: TrafficSummary | None = None
     drift_report: Mapping[str, Any] = field(default_factory=dict)
+    performance: Mapping[str, Any] = field(default_factory=dict)
     retraining_run_id: str | None = None
     retraining_status: str | None = None
     decision: Mapping[str, Any] = field(default_factory=dict)
@@ -132,14 +134,13 @@ class LoopSummary:
         for title, facts in (
             ("initial model", self.initial),
             ("report on normal traffic", self.clean_report),
-            ("drift detected", self.drift_report),
+            ("drift report before retraining", self.drift_report),
+            ("online performance before retraining", self.performance),
             ("decision", self.decision),
             ("deployment", self.deployment),
         ):
             if facts:
-                lines.append(
-                    f"  {title}: " + ", ".join(f"{k}={_short(v)}" for k, v in facts.items())
-                )
+                lines.append(f"  {title}: {describe(facts)}")
         for title, traffic in (("normal", self.normal_traffic), ("drifted", self.drifted_traffic)):
             if traffic is not None:
                 lines.append(f"  {title} traffic: " + "; ".join(traffic.lines()[:5]))
@@ -157,6 +158,11 @@ class LoopSummary:
     def to_json(self) -> str:
         """The summary as JSON."""
         return json.dumps(dataclasses.asdict(self), indent=2, default=str)
+
+
+def describe(facts: Mapping[str, Any]) -> str:
+    """``key=value, ...`` with short numbers and the top entries of dicts."""
+    return ", ".join(f"{key}={_short(value)}" for key, value in facts.items())
 
 
 def _short(value: Any) -> str:

@@ -14,7 +14,7 @@ import httpx
 import orjson
 
 from mlops_assets.core.traffic import TrafficRows
-from mlops_assets.loop_report import AssetFacts, InstanceReader, LoopSummary
+from mlops_assets.loop_report import AssetFacts, InstanceReader, LoopSummary, describe
 
 if TYPE_CHECKING:
     from mlops_assets.loop import ClosedLoop
@@ -29,6 +29,14 @@ DRIFT_KEYS = (
     "domain_top_features",
     "current_rows",
     "champion_version",
+)
+PERFORMANCE_KEYS = (
+    "enough_data",
+    "labeled_rows",
+    "positives",
+    "online_kappa",
+    "test_kappa",
+    "performance_drop",
 )
 DECISION_KEYS = ("decision", "reason", "challenger_version", "champion_before", "champion_version")
 DEPLOY_KEYS = ("status", "reason", "version", "previous_version", "serving_version")
@@ -173,9 +181,7 @@ class LoopWatch:
                 self._check_children()
                 report = self.read.newest("drift_report", after)
                 if report is not None:
-                    note["detail"] = ", ".join(
-                        f"{key}={value}" for key, value in _pick(report, DRIFT_KEYS).items()
-                    )
+                    note["detail"] = describe(_pick(report, DRIFT_KEYS))
                     return report
                 time.sleep(1.0)
             note["detail"] = f"no report within {self.loop.settings.report_timeout_s:.0f} s"
@@ -241,9 +247,11 @@ class LoopWatch:
         if record is not None:
             created = record.create_timestamp.timestamp()
             report = self.read.newest_before("drift_report", created)
+            performance = self.read.newest_before("model_performance", created)
+            self.facts["performance"] = _pick(performance, PERFORMANCE_KEYS)
         if report is not None:
             self.facts["drift_report"] = _pick(report, DRIFT_KEYS)
-            timings["drift report written"] = report.timestamp - onset
+            timings["monitoring report after drift"] = report.timestamp - onset
         if record is None:
             self.facts["timings"] = timings
             self.facts["serving_version"] = self.serving()

@@ -21,12 +21,10 @@ import numpy as np
 import orjson
 
 from mlops_assets.core.traffic import TrafficRows
+from mlops_assets.core.traffic_report import TrafficProgress, TrafficSummary, TrafficTally
 from mlops_assets.core.traffic_run import (
     FeedbackQueue,
-    TrafficProgress,
     TrafficSettings,
-    TrafficSummary,
-    TrafficTally,
     batch_due_s,
     feedback_mask,
 )

@@ -15,14 +15,10 @@ from typing import Any, TextIO
 from mlops_assets.core.holdout import Holdout
 from mlops_assets.core.sources import FileSource, Source, SyntheticSource, TargetSpec, load_source
 from mlops_assets.core.synthetic import DriftSpec
-from mlops_assets.core.traffic import (
-    DriftInjection,
-    TrafficRows,
-    parse_assignments,
-    replay_rows,
-    synthetic_rows,
-)
-from mlops_assets.core.traffic_run import TrafficProgress, TrafficSettings, TrafficSummary
+from mlops_assets.core.traffic import TrafficRows, replay_rows, synthetic_rows
+from mlops_assets.core.traffic_drift import DriftInjection, parse_assignments
+from mlops_assets.core.traffic_report import TrafficProgress, TrafficSummary
+from mlops_assets.core.traffic_run import TrafficSettings
 
 LOGGER = logging.getLogger(__name__)
 DEFAULT_ROWS = 2000

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from mlops_assets.core.traffic_run import TrafficTally
+from mlops_assets.core.traffic_report import TrafficTally
 from mlops_assets.loop import LoopSettings
 from mlops_assets.loop_report import LoopSummary, Step, facts_of
 from mlops_assets.processes import (

@@ -11,7 +11,8 @@ import pytest
 
 from mlops_assets.core.sources import SyntheticSource
 from mlops_assets.core.synthetic import DriftSpec
-from mlops_assets.core.traffic import DriftInjection, synthetic_rows
+from mlops_assets.core.traffic import synthetic_rows
+from mlops_assets.core.traffic_drift import DriftInjection
 from mlops_assets.core.traffic_run import TrafficSettings
 from mlops_assets.simulation import SimulationError, simulate
 from mlops_assets.traffic_setup import drift_from_options, traffic_for_source

@@ -12,17 +12,12 @@ import pytest
 from mlops_assets.core import synthetic
 from mlops_assets.core.sources import TargetSpec
 from mlops_assets.core.synthetic import DriftSpec
-from mlops_assets.core.traffic import (
-    DriftInjection,
-    inject_drift,
-    parse_assignments,
-    replay_rows,
-    synthetic_rows,
-)
+from mlops_assets.core.traffic import replay_rows, synthetic_rows
+from mlops_assets.core.traffic_drift import DriftInjection, inject_drift, parse_assignments
+from mlops_assets.core.traffic_report import TrafficTally
 from mlops_assets.core.traffic_run import (
     FeedbackQueue,
     TrafficSettings,
-    TrafficTally,
     batch_due_s,
     feedback_mask,
 )
@@ -96,6 +91,19 @@ def test_replay_injects_drift_from_the_onset_row() -> None:
         traffic.features.iloc[:100], tail.drop(columns="Class").iloc[:100]
     )
     assert (traffic.features["V14"][100:] < tail["V14"][100:].to_numpy()).all()
+
+
+def test_replay_accepts_a_window_of_one_class_and_names_label_problems() -> None:
+    tail = tail_frame().assign(Class="ok")
+    assert replay_rows(tail, TargetSpec("Class", "fraud"), "tail", rows=50).labels.sum() == 0
+    numeric = tail_frame().assign(Class=1.0)
+    with pytest.raises(ValueError, match="positive label 'fraud' is not a number"):
+        replay_rows(numeric, TargetSpec("Class", "fraud"), "tail")
+    gaps = tail_frame().assign(Class=lambda f: f["Class"].where(f.index != 4))
+    with pytest.raises(ValueError, match=r"tail, column 'Class': 1 row\(s\) lack a label"):
+        replay_rows(gaps, TargetSpec("Class", "fraud"), "tail")
+    with pytest.raises(ValueError, match="column 'Label': target column not found"):
+        replay_rows(tail, TargetSpec("Label", "fraud"), "tail")
 
 
 def fraud_frame(rows: int = 4000) -> tuple[pd.DataFrame, np.ndarray]:
@@ -216,6 +224,7 @@ def test_tally_counts_versions_drift_and_errors() -> None:
     assert summary.error_samples == ("HTTP 422: row 0, 'V3': missing",)
     assert summary.drift_onset_row == 3 and summary.drift_onset_at is not None
     assert summary.drifted_rows_answered == 2 and summary.positives_answered == 3
+    assert summary.predicted_positives == 1 and summary.positives_caught == 1
     assert summary.versions == {1: 2, 2: 2}
     assert [seen.version for seen in summary.first_seen] == [1, 2]
     assert summary.first_seen[1].row == 4 and summary.last_version == 2
