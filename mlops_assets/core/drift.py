@@ -1,10 +1,12 @@
 """Data drift between a reference and a current window: Evidently plus a domain classifier.
 
-Evidently's data-drift preset picks a test per column (Wasserstein distance for large
-numeric samples, K-S or chi-square for small ones, Jensen-Shannon for categoricals) and
-reports a score and a threshold for each. The reference is sampled to a cap (seeded) so a
-check over a large training split stays fast and small; the benchmark compares the verdicts
-with Evidently on the full reference.
+Evidently picks a test per column (Wasserstein distance for large numeric samples, K-S or
+chi-square for small ones, Jensen-Shannon for categoricals) and reports a score and a
+threshold for each. One ``ValueDrift`` metric per column gives exactly the verdicts of its
+``DataDriftPreset`` at a third of the cost: the preset runs every column's test twice more
+for its drifted-columns summary, which this module computes itself. The reference is sampled
+to a cap (seeded) so a check over a large training split stays fast and small; the benchmark
+compares the verdicts with the preset on the full reference.
 
 The domain classifier is a second, multivariate score: a gradient-boosted model trained to
 tell reference rows from current rows. Its held-out ROC AUC is ~0.5 without drift and rises
@@ -91,7 +93,7 @@ def sample_rows(frame: pd.DataFrame, cap: int, seed: int) -> pd.DataFrame:
 def evidently_column_drift(
     reference: pd.DataFrame, current: pd.DataFrame, html_path: str | Path | None = None
 ) -> tuple[ColumnDrift, ...]:
-    """Run Evidently's data-drift preset and return the per-column verdicts.
+    """Run Evidently's per-column drift tests and return the verdicts.
 
     Args:
         reference: Reference rows (only the columns to compare).
@@ -102,9 +104,10 @@ def evidently_column_drift(
         One result per column, in column order.
     """
     from evidently import Report
-    from evidently.presets import DataDriftPreset
+    from evidently.metrics import ValueDrift
 
-    snapshot = Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
+    metrics = [ValueDrift(column=str(column)) for column in reference.columns]
+    snapshot = Report(metrics).run(current_data=current, reference_data=reference)
     if html_path is not None:
         Path(html_path).parent.mkdir(parents=True, exist_ok=True)
         snapshot.save_html(str(html_path))
