@@ -10,7 +10,9 @@ train-only resampling (ADASYN at ratio 0.1 by default), features = every column 
 Prints:
   * per trial: number, validation kappa, fit / score seconds;
   * throughput: trials per minute and seconds per trial, and the 100-trial projection
-    (issue 8 target: 100 trials in 15 minutes);
+    (issue 8 target: 100 trials in 15 minutes); on a shared machine wall times depend on
+    the load, so the fits' CPU seconds (all threads) are printed too, with the wall time
+    they would take on free cores (a lower bound: CPU seconds / threads);
   * where the search time goes: model fitting, validation scoring, threshold + metrics,
     and everything else (hyperopt, MLflow child runs, callbacks); target: 3 % or less of
     the search time outside model fitting;
@@ -104,10 +106,17 @@ def search_once(data, method: str, args, folder: Path, split_seed: int) -> dict[
     fit, score = report.fit_seconds, report.score_seconds
     in_trials = sum(outcome.metrics.get("trial_seconds", 0.0) for outcome in report.outcomes)
     per_trial = search / trials
+    fit_cpu = sum(outcome.metrics.get("fit_cpu_seconds", 0.0) for outcome in report.outcomes)
+    idle_fit = fit_cpu / trials / args.nthread  # what the fits would take with the cores free
     print(f"\nsearch: {trials} trials in {search:.1f} s (with refit and logging {total:.1f} s)")
     print(f"  trials per minute        {60 / per_trial:8.2f}")
     print(f"  seconds per trial        {per_trial:8.2f}")
     print(f"  100 trials projected     {100 * per_trial / 60:8.1f} min (target <= 15)")
+    idle_trial = idle_fit / (fit / search)  # same share of non-fit time as measured
+    print(
+        f"  fit CPU s / trial        {fit_cpu / trials:8.2f} (all threads; >= {idle_fit:.2f} s "
+        f"wall on {args.nthread} free cores -> 100 trials >= {100 * idle_trial / 60:.1f} min)"
+    )
     print("  share of search time:")
     print(f"    model fitting          {fit / search:8.1%}")
     print(f"    validation scoring     {score / search:8.1%}")
@@ -131,6 +140,7 @@ def search_once(data, method: str, args, folder: Path, split_seed: int) -> dict[
     print(f"       confusion tn={test.tn:,} fp={test.fp} fn={test.fn} tp={test.tp}")
     return {
         "seconds_per_trial": per_trial,
+        "idle_seconds_per_trial": idle_trial,
         "outside_fit": 1 - fit / search,
         "outside_fit_score": 1 - (fit + score) / search,
         "valid_kappa": report.valid.kappa,
@@ -169,10 +179,14 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
     print(f"\nsummary ({args.max_evals} trials per split, resampling {args.resampling}):")
-    print("  split seed  s/trial  outside fit  outside fit+score  valid kappa  test kappa  test AP")
+    print(
+        "  split seed  s/trial  idle s/trial  outside fit  outside fit+score  valid kappa  "
+        "test kappa  test AP"
+    )
     for split_seed, row in results.items():
         print(
-            f"  {split_seed:>10}  {row['seconds_per_trial']:7.2f}  {row['outside_fit']:11.1%}  "
+            f"  {split_seed:>10}  {row['seconds_per_trial']:7.2f}  "
+            f"{row['idle_seconds_per_trial']:12.2f}  {row['outside_fit']:11.1%}  "
             f"{row['outside_fit_score']:17.1%}  {row['valid_kappa']:11.4f}  "
             f"{row['test_kappa']:10.4f}  {row['test_pr_auc']:7.4f}"
         )
