@@ -95,8 +95,11 @@ def _cast_to_table(data: pa.Table, schema: pa.Schema, name: str) -> pa.Table:
         column = data.column(field.name)
         target = schema.field(field.name).type if field.name in schema.names else None
         if target is not None and target != field.type:
+            # Delta stores timestamps in microseconds: truncating pandas' nanoseconds is
+            # the format's own precision, not a lossy append, so it is the one unsafe cast.
+            both_timestamps = pa.types.is_timestamp(target) and pa.types.is_timestamp(field.type)
             try:
-                column = column.cast(target, safe=True)
+                column = column.cast(target, safe=not both_timestamps)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
                 raise ValueError(
                     f"cannot append to Delta table {name!r}: column {field.name!r} is "

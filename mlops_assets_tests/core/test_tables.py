@@ -49,3 +49,14 @@ def test_write_returns_its_own_version(tmp_path: Path) -> None:
     refs = [engine.write("t", pd.DataFrame({"a": [i]})) for i in range(3)]
     assert [ref.version for ref in refs] == [0, 1, 2]
     assert sorted(engine.read("t", refs[1].version)["a"].tolist()) == [0, 1]
+
+
+def test_nanosecond_timestamps_append_at_delta_microsecond_precision(tmp_path: Path) -> None:
+    engine = DeltaRsEngine(str(tmp_path / "lake"))
+    first = pd.Timestamp("2026-01-01 00:00:00.000001", tz="UTC")
+    engine.write("t", pd.DataFrame({"at": [first]}), mode="overwrite")
+    engine.write(
+        "t", pd.DataFrame({"at": [pd.Timestamp("2026-01-01 00:00:00.000002789", tz="UTC")]})
+    )
+    stored = sorted(engine.read("t")["at"].tolist())
+    assert stored[1] == pd.Timestamp("2026-01-01 00:00:00.000002", tz="UTC")
