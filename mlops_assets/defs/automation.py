@@ -98,15 +98,24 @@ def active_runs(instance: dg.DagsterInstance, job_name: str) -> list[str]:
     return [record.dagster_run.run_id for record in records]
 
 
-def monitoring_signals(instance: dg.DagsterInstance, after_storage_id: int) -> list:
-    """Materializations of the monitoring assets after ``after_storage_id``, as signals."""
-    signals = []
+def monitoring_signals(
+    instance: dg.DagsterInstance, after_storage_id: int
+) -> list[MonitoringSignal]:
+    """Materializations of the monitoring assets after ``after_storage_id``, as signals.
+
+    At most ``SIGNAL_LIMIT`` per asset; when an asset has more, signals beyond its last one
+    read are left for the next tick, so the cursor never skips an unread materialization.
+    """
+    signals, horizon = [], None
     for key in (drift_report.key, model_performance.key):
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=key, after_storage_id=after_storage_id),
             limit=SIGNAL_LIMIT,
             ascending=True,
         ).records
+        if len(records) == SIGNAL_LIMIT:
+            last = records[-1].storage_id
+            horizon = last if horizon is None else min(horizon, last)
         for record in records:
             event = record.asset_materialization
             metadata = {
@@ -117,7 +126,7 @@ def monitoring_signals(instance: dg.DagsterInstance, after_storage_id: int) -> l
                     key.to_user_string(), record.storage_id, record.timestamp, metadata
                 )
             )
-    return signals
+    return [signal for signal in signals if horizon is None or signal.storage_id <= horizon]
 
 
 def _result(

@@ -172,3 +172,16 @@ def test_automation_settings_from_the_environment(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv(AUTOMATION_ENV["min_new_rows"], "many")
     with pytest.raises(ValueError, match="MLOPS_MONITOR_MIN_NEW_ROWS"):
         automation_settings()
+
+
+def test_drift_sensor_reads_a_backlog_in_order_without_skipping(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(automation, "SIGNAL_LIMIT", 2)
+    instance = dg.DagsterInstance.ephemeral()
+    calm = [report(instance, "drift_report", enough_data=True, drift_share=0.1) for _ in range(3)]
+    dropped = report(instance, "model_performance", enough_data=True, performance_drop=0.5)
+    requests, skip, cursor = tick("drift_sensor", instance, None)
+    assert not requests and json.loads(cursor)["last_storage_id"] == calm[1]  # backlog first
+    requests, skip, cursor = tick("drift_sensor", instance, cursor)
+    assert [r.run_key for r in requests] == [f"drift-{dropped}"]
