@@ -110,7 +110,7 @@ def client_main(args: argparse.Namespace) -> None:
         ).encode()
         for body in bodies
     ]
-    uvloop.run(_drive(args.port, requests, args.concurrency, 0.5))  # warm-up
+    warm = uvloop.run(_drive(args.port, requests, args.concurrency, 0.5))
     before = resource.getrusage(resource.RUSAGE_SELF)
     out = uvloop.run(_drive(args.port, requests, args.concurrency, args.seconds))
     after = resource.getrusage(resource.RUSAGE_SELF)
@@ -126,6 +126,7 @@ def client_main(args: argparse.Namespace) -> None:
                 "client_cpu_s": (after.ru_utime + after.ru_stime)
                 - (before.ru_utime + before.ru_stime),
                 "requests": count,
+                "all_requests": count + len(warm["latencies"]),
             }
         )
     )
@@ -202,12 +203,50 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(10)
 
 
-def measure(port: int, path: str, bodies: Path, concurrency: int, seconds: float) -> dict:
+def session_cpu(session: int) -> float:
+    """CPU seconds (user + system) of every process in a session (a server and its children)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # field 6 of /proc/pid/stat: session id
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def fsync_probe(folder: Path, count: int = 100) -> float:
+    """Median ms of pwrite + fdatasync into a preallocated file (what one WAL flush costs)."""
+    path = folder / "fsync-probe.bin"
+    with open(path, "wb") as handle:
+        handle.write(bytes(1 << 20))
+        handle.flush()
+        os.fsync(handle.fileno())
+    fd = os.open(path, os.O_WRONLY)
+    timings = []
+    for index in range(count):
+        started = time.perf_counter()
+        os.pwrite(fd, b"x" * 600, index * 600)
+        os.fdatasync(fd)
+        timings.append(time.perf_counter() - started)
+    os.close(fd)
+    path.unlink()
+    return statistics.median(timings) * 1e3
+
+
+def measure(
+    port: int, path: str, bodies: Path, concurrency: int, seconds: float, session: int
+) -> dict:
     command = [sys.executable, __file__, "--client", "--port", str(port), "--path", path]
     command += ["--bodies", str(bodies), "--concurrency", str(concurrency)]
     command += ["--seconds", str(seconds)]
+    before = session_cpu(session)
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    figures = json.loads(output.strip().splitlines()[-1])
+    figures["server_cpu_s"] = session_cpu(session) - before  # warm-up requests included
+    return figures
 
 
 def main() -> None:
@@ -294,20 +333,25 @@ def run(args: argparse.Namespace) -> None:
             url = f"http://127.0.0.1:{ports[name]}" + ("/ping" if name == "mlflow" else "/ready")
             wait_ready(url, process, folder / f"{name}.log")
         print(f"servers ready; load average {os.getloadavg()[0]:.1f}", flush=True)
+        fsync_before = fsync_probe(folder)
         routes = {
             "ours+log": (ports["ours+log"], "/predict", folder / "predict.json"),
             "ours-nolog": (ports.get("ours-nolog"), "/predict", folder / "predict.json"),
             "ours+log/inv": (ports["ours+log"], "/invocations", folder / "invocations.json"),
             "mlflow": (ports.get("mlflow"), "/invocations", folder / "invocations.json"),
         }
+        owner = {target: processes[wanted.get(target, target)].pid for target in args.targets}
         results: dict = {}
         for concurrency in args.concurrency:
             for _ in range(args.rounds):
                 for target in args.targets:
                     port, path, bodies = routes[target]
-                    figures = measure(port, path, bodies, concurrency, args.seconds)
+                    figures = measure(port, path, bodies, concurrency, args.seconds, owner[target])
                     results.setdefault((target, concurrency), []).append(figures)
         report(results, args)
+        after = fsync_probe(folder)
+        print(f"fdatasync of one write (median of 100): {fsync_before:.2f} ms before the load,")
+        print(f"{after:.2f} ms after: it bounds the latency of every logged answer")
     finally:
         for process in processes.values():
             stop(process)
@@ -320,7 +364,8 @@ def report(results: dict, args: argparse.Namespace) -> None:
 
     print(f"\nmedian of {args.rounds} rounds x {args.seconds:.0f} s, single-row JSON")
     print(
-        f"{'target':<14}{'conc':>5}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}  statuses  client cpu/req"
+        f"{'target':<14}{'conc':>5}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        "  server cpu/req  client cpu/req  statuses"
     )
     for concurrency in args.concurrency:
         for target in args.targets:
@@ -329,13 +374,15 @@ def report(results: dict, args: argparse.Namespace) -> None:
             for r in rounds:
                 for status, count in r["statuses"].items():
                     statuses[status] = statuses.get(status, 0) + count
-            cpu = sum(r["client_cpu_s"] for r in rounds) / max(
-                1, sum(r["requests"] for r in rounds)
-            )
+            requests = max(1, sum(r["requests"] for r in rounds))
+            client = sum(r["client_cpu_s"] for r in rounds) / requests
+            served = max(1, sum(r["all_requests"] for r in rounds))
+            server = sum(r["server_cpu_s"] for r in rounds) / served
             print(
                 f"{target:<14}{concurrency:>5}{median(target, concurrency, 'rps'):>9.0f}"
                 f"{median(target, concurrency, 'p50_ms'):>9.2f}"
-                f"{median(target, concurrency, 'p99_ms'):>9.2f}  {statuses}  {cpu * 1e6:.0f} us"
+                f"{median(target, concurrency, 'p99_ms'):>9.2f}"
+                f"{server * 1e6:>12.0f} us{client * 1e6:>12.0f} us  {statuses}"
             )
     print()
     for concurrency in args.concurrency:

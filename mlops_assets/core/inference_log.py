@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import chain
 from typing import Any
 
@@ -22,8 +23,9 @@ import pyarrow as pa
 
 PREDICTION_KIND = "p"
 FEEDBACK_KIND = "f"
-_BINARY = b"\x01"  # binary prediction record: 0x01 | u32 header length | header | float64 block
-_HEADER_SIZE = struct.Struct("<I")
+# binary prediction record: 0x02 | u32 u32 sizes | signature JSON | stamp JSON | float64 block
+_BINARY = b"\x02"
+_SIZES = struct.Struct("<II")
 
 # Columns of ``inference_log`` besides the features (a feature may not use these names).
 LOG_COLUMNS: tuple[str, ...] = (
@@ -88,24 +90,41 @@ def row_ids(batch_id: str, rows: int) -> list[str]:
     return [batch_id] if rows == 1 else [f"{batch_id}-{index}" for index in range(rows)]
 
 
+def prediction_signature(
+    model_name: str, version: int, alias: str, names: list[str], codes: str
+) -> bytes:
+    """The part every record of one served version shares (compute once per version)."""
+    return orjson.dumps({"m": model_name, "v": version, "a": alias, "c": names, "t": codes})
+
+
 def encode_prediction(
-    header: dict[str, Any], features: np.ndarray | list, probabilities, labels
+    signature: bytes,
+    batch_id: str,
+    timestamp_us: int,
+    latency_ms: float,
+    features: np.ndarray | list,
+    probabilities,
+    labels,
 ) -> bytes:
     """Encode one answered request.
 
     Args:
-        header: ``id`` (batch id), ``ts`` (epoch microseconds), ``m`` (model name), ``v``
-            (version), ``a`` (alias), ``c`` (column names), ``t`` (kind codes), ``lat`` (ms).
+        signature: :func:`prediction_signature` of the version that answered.
+        batch_id: Request id (row ids derive from it, see :func:`row_ids`).
+        timestamp_us: Answer time, microseconds since the epoch (UTC).
+        latency_ms: Time from receiving the request to having the prediction.
         features: float64 matrix (rows x columns) for numeric contracts, else one list of
             values per column (NaN or None for missing).
         probabilities: One probability per row.
         labels: One 0/1 label per row.
     """
+    stamp = {"id": batch_id, "ts": timestamp_us, "lat": latency_ms}
     if isinstance(features, np.ndarray):
         block = np.column_stack([features, probabilities, labels]).astype(np.float64, copy=False)
-        head = orjson.dumps({**header, "n": len(block)})
-        return _BINARY + _HEADER_SIZE.pack(len(head)) + head + block.tobytes()
-    body = {"k": PREDICTION_KIND, **header, "x": features, "p": probabilities, "l": labels}
+        head = orjson.dumps({**stamp, "n": len(block)})
+        return _BINARY + _SIZES.pack(len(signature), len(head)) + signature + head + block.tobytes()
+    body = {"k": PREDICTION_KIND, **orjson.loads(signature), **stamp}
+    body.update(x=features, p=probabilities, l=labels)
     return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
@@ -114,16 +133,28 @@ def encode_feedback(items: list[tuple[str, int]], timestamp_us: int) -> bytes:
     return orjson.dumps({"k": FEEDBACK_KIND, "ts": timestamp_us, "items": items})
 
 
-def _decode(record: LogRecord) -> tuple[str, dict, Any]:
-    """Return (kind, header, numeric block or None) of one record."""
+@lru_cache(maxsize=256)
+def _signature(key: bytes) -> dict[str, Any]:
+    return orjson.loads(key)
+
+
+def _decode(record: LogRecord) -> tuple[Any, dict, bytes | None]:
+    """Return (group key or kind, header, float64 block bytes or None) of one record."""
     payload = record.payload
     try:
         if payload[:1] == _BINARY:
-            (size,) = _HEADER_SIZE.unpack_from(payload, 1)
-            header = orjson.loads(payload[5 : 5 + size])
-            block = np.frombuffer(payload, dtype=np.float64, offset=5 + size)
-            return PREDICTION_KIND, header, block.reshape(header["n"], len(header["c"]) + 2)
+            signature_size, head_size = _SIZES.unpack_from(payload, 1)
+            start = 1 + _SIZES.size
+            head_at = start + signature_size
+            header = orjson.loads(payload[head_at : head_at + head_size])
+            key, block = payload[start:head_at], payload[head_at + head_size :]
+            width = 8 * (len(_signature(key)["c"]) + 2)
+            if len(block) != header["n"] * width:
+                raise ValueError(f"{len(block)} bytes of features for {header['n']} rows")
+            return key, header, block
         body = orjson.loads(payload)
+        if body.get("k") == PREDICTION_KIND:
+            return (tuple(body["c"]), body["t"]), body, None
         return body.get("k"), body, None
     except (ValueError, KeyError, TypeError, struct.error, AttributeError) as error:
         raise LogRecordError(f"log record {record.lsn}: undecodable ({error})") from error
@@ -138,32 +169,37 @@ def _feature_array(values, code: str) -> pa.Array:
     return pa.array(values, type=_ARROW_BY_CODE[code], from_pandas=True)
 
 
-def _group_table(headers: list[dict], blocks: list) -> pa.Table:
-    """Rows of records sharing one contract (same names and kinds)."""
-    names, codes = headers[0]["c"], headers[0]["t"]
-    if blocks[0] is not None:
-        block = blocks[0] if len(blocks) == 1 else np.vstack(blocks)
-        counts = [len(b) for b in blocks]
+def _group_table(key: Any, headers: list[dict], blocks: list) -> pa.Table:
+    """Rows of the records of one group (one served version, or one JSON contract)."""
+    if isinstance(key, bytes):  # binary records of one version
+        shared = _signature(key)
+        names, codes = shared["c"], shared["t"]
+        block = np.frombuffer(b"".join(blocks), dtype=np.float64).reshape(-1, len(names) + 2)
+        counts = [header["n"] for header in headers]
         features = [block[:, index] for index in range(len(names))]
         probabilities, labels = block[:, -2], block[:, -1].astype(np.int32)
     else:
+        shared, names, codes = {}, headers[0]["c"], headers[0]["t"]
         counts = [len(header["p"]) for header in headers]
         features = [
             list(chain.from_iterable(h["x"][i] for h in headers)) for i in range(len(codes))
         ]
         probabilities = np.fromiter(chain.from_iterable(h["p"] for h in headers), np.float64)
         labels = np.fromiter(chain.from_iterable(h["l"] for h in headers), np.int32)
-    spread = np.repeat(np.arange(len(headers)), counts) if max(counts) > 1 else None
+    rows = int(sum(counts))
+    spread = np.repeat(np.arange(len(headers)), counts) if rows > len(headers) else None
 
     def meta(key: str, kind: pa.DataType) -> pa.Array:
+        if key in shared:
+            return pa.array([shared[key]] * rows, type=kind)
         array = pa.array([header[key] for header in headers], type=kind)
         return array if spread is None else array.take(spread)
 
+    ids = [header["id"] for header in headers]
+    if spread is not None:
+        ids = [rid for h, n in zip(headers, counts, strict=True) for rid in row_ids(h["id"], n)]
     columns = {
-        "request_id": pa.array(
-            [rid for h, n in zip(headers, counts, strict=True) for rid in row_ids(h["id"], n)],
-            pa.string(),
-        ),
+        "request_id": pa.array(ids, pa.string()),
         "batch_id": meta("id", pa.string()),
         "timestamp": meta("ts", TIMESTAMP_TYPE),
         "model_name": meta("m", pa.string()),
@@ -197,33 +233,28 @@ def decode_batch(
     Raises:
         LogRecordError: When a record is not a prediction or feedback record, or malformed.
     """
-    groups: dict[tuple, tuple[list, list]] = {}
+    groups: dict[Any, tuple[list, list]] = {}
     feedback: list[tuple[str, int, int]] = []
     for record in records:
-        kind, header, block = _decode(record)
-        if kind == PREDICTION_KIND:
-            if record.lsn > predictions_after:
-                try:
-                    signature = (tuple(header["c"]), header["t"], block is None)
-                except (KeyError, TypeError) as error:
-                    raise LogRecordError(f"log record {record.lsn}: no columns ({error})") from None
-                headers, blocks = groups.setdefault(signature, ([], []))
-                headers.append(header)
-                blocks.append(block)
-        elif kind == FEEDBACK_KIND:
+        key, header, block = _decode(record)
+        if key == FEEDBACK_KIND:
             if record.lsn > feedback_after:
                 try:
                     feedback += [(str(r), int(label), header["ts"]) for r, label in header["items"]]
                 except (KeyError, TypeError, ValueError) as error:
-                    raise LogRecordError(
-                        f"log record {record.lsn}: bad feedback ({error})"
-                    ) from None
+                    problem = f"log record {record.lsn}: bad feedback ({error})"
+                    raise LogRecordError(problem) from None
+        elif isinstance(key, bytes | tuple):
+            if record.lsn > predictions_after:
+                headers, blocks = groups.setdefault(key, ([], []))
+                headers.append(header)
+                blocks.append(block)
         else:
-            raise LogRecordError(f"log record {record.lsn}: unknown record kind {kind!r}")
+            raise LogRecordError(f"log record {record.lsn}: unknown record kind {key!r}")
     tables = []
-    for (_, _, _), (headers, blocks) in groups.items():
+    for key, (headers, blocks) in groups.items():
         try:
-            tables.append(_group_table(headers, blocks))
+            tables.append(_group_table(key, headers, blocks))
         except (KeyError, TypeError, ValueError, IndexError, pa.ArrowException) as error:
             raise LogRecordError(f"malformed prediction record ({error})") from error
     feedback_table = None

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mlops_assets.core.contract import InputContract
-from mlops_assets.core.inference_log import KIND_CODES
+from mlops_assets.core.inference_log import KIND_CODES, prediction_signature
 from mlops_assets.core.model_bundle import ModelBundle
 from mlops_assets.serving.scorer import Scorer, build_scorer, warm_batch
 from mlops_assets.serving.validation import ContractValidator
@@ -65,9 +65,11 @@ class LoadedModel:
     load_seconds: float
 
     @cached_property
-    def kind_codes(self) -> str:
-        """Kind code per contract column, as written in inference-log records."""
-        return "".join(KIND_CODES[spec.kind] for spec in self.validator.contract.columns)
+    def log_signature(self) -> bytes:
+        """What every inference-log record of this version shares (see ``core.inference_log``)."""
+        contract = self.validator.contract
+        codes = "".join(KIND_CODES[spec.kind] for spec in contract.columns)
+        return prediction_signature(self.name, self.version, self.alias, contract.names, codes)
 
     def info(self) -> dict[str, Any]:
         """JSON-ready description for ``/model``."""

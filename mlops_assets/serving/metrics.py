@@ -121,6 +121,7 @@ class ServingMetrics:
         )
         self.registry.register(_StateCollector(holder, log))
         self._children: dict[tuple, tuple] = {}
+        self._by_version: dict[int, tuple] = {}
 
     def observe_request(self, path: str, status: int, seconds: float) -> None:
         """Count one request and record its latency."""
@@ -134,10 +135,16 @@ class ServingMetrics:
 
     def count_predictions(self, version: int, positives: int, rows: int) -> None:
         """Count scored rows by class."""
+        children = self._by_version.get(version)
+        if children is None:
+            children = self._by_version[version] = (
+                self.predictions.labels(str(version), "0"),
+                self.predictions.labels(str(version), "1"),
+            )
         if positives:
-            self.predictions.labels(str(version), "1").inc(positives)
+            children[1].inc(positives)
         if rows - positives:
-            self.predictions.labels(str(version), "0").inc(rows - positives)
+            children[0].inc(rows - positives)
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

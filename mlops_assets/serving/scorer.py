@@ -20,6 +20,7 @@ import pandas as pd
 
 from mlops_assets.core.model_bundle import ModelBundle
 from mlops_assets.serving.validation import FeatureBatch
+from mlops_assets.serving.xgb_predict import dense_predictor
 
 logger = logging.getLogger(__name__)
 Step = Callable[[np.ndarray], np.ndarray]
@@ -141,10 +142,7 @@ def _compile_classifier(classifier) -> Step:
     if booster_of is not None:
         if getattr(classifier, "objective", None) != "binary:logistic":
             raise UnsupportedPipelineError(f"XGBoost objective {classifier.objective!r}")
-        booster = booster_of()
-        return lambda matrix: booster.inplace_predict(
-            np.ascontiguousarray(matrix, dtype=np.float32), validate_features=False
-        )
+        return dense_predictor(classifier)
     if not hasattr(classifier, "predict_proba"):
         raise UnsupportedPipelineError(f"{type(classifier).__name__} has no predict_proba")
     return lambda matrix: classifier.predict_proba(matrix)[:, 1]

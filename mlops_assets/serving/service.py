@@ -55,22 +55,12 @@ def encode_record(
     latency_ms: float,
 ) -> bytes:
     """The write-ahead-log record of one answered request (see ``core.inference_log``)."""
-    contract = model.validator.contract
-    header = {
-        "id": batch_id,
-        "ts": time.time_ns() // 1000,
-        "m": model.name,
-        "v": model.version,
-        "a": model.alias,
-        "c": contract.names,
-        "t": model.kind_codes,
-        "lat": latency_ms,
-    }
+    stamp = (model.log_signature, batch_id, time.time_ns() // 1000, latency_ms)
     if batch.matrix is not None:
-        return encode_prediction(header, batch.matrix, probabilities, labels)
+        return encode_prediction(*stamp, batch.matrix, probabilities, labels)
     assert batch.columns is not None
-    features = [batch.columns[name] for name in contract.names]
-    return encode_prediction(header, features, probabilities.tolist(), labels.tolist())
+    features = [batch.columns[name] for name in model.validator.contract.names]
+    return encode_prediction(*stamp, features, probabilities.tolist(), labels.tolist())
 
 
 class PredictionService:

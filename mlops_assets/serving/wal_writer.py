@@ -99,10 +99,11 @@ class SegmentWriter:
             os.pwrite(self.fd, data, self.offset)
             self.offset += len(data)
 
-    def close_retired(self) -> None:
-        """Close the descriptors of full segments (they were synced when retired)."""
-        while self.retired:
-            os.close(self.retired.pop())
+    def close_retired(self, busy: set[int] | frozenset = frozenset()) -> None:
+        """Close the descriptors of full segments (synced when retired) not being synced."""
+        for fd in [fd for fd in self.retired if fd not in busy]:
+            self.retired.remove(fd)
+            os.close(fd)
 
     def release_through(self, lsn: int) -> int:
         """Delete closed segments whose records all have sequence numbers <= ``lsn``."""

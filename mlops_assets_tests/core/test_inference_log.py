@@ -16,21 +16,13 @@ from mlops_assets.core.inference_log import (
     decode_batch,
     encode_feedback,
     encode_prediction,
+    prediction_signature,
     row_ids,
 )
 
 
-def header(batch_id: str, names: list[str], kinds: str, version: int = 1) -> dict:
-    return {
-        "id": batch_id,
-        "ts": 1_700_000_000_000_000,
-        "m": "fraud_detector",
-        "v": version,
-        "a": "champion",
-        "c": names,
-        "t": kinds,
-        "lat": 0.4,
-    }
+def signature(names: list[str], kinds: str, version: int = 1) -> bytes:
+    return prediction_signature("fraud_detector", version, "champion", names, kinds)
 
 
 def prediction(lsn: int, batch_id: str, rows: int = 1, version: int = 1, extra: bool = False):
@@ -38,14 +30,16 @@ def prediction(lsn: int, batch_id: str, rows: int = 1, version: int = 1, extra: 
     matrix = np.array([[0.5 + index, index] for index in range(rows)], dtype=np.float64)
     matrix[0, 0] = np.nan  # a missing value stays null in Delta
     probabilities, labels = np.full(rows, 0.25), np.zeros(rows, dtype=np.int8)
+    stamp = (batch_id, 1_700_000_000_000_000, 0.4)
     if not extra:
         payload = encode_prediction(
-            header(batch_id, ["V1", "count"], "ni", version), matrix, probabilities, labels
+            signature(["V1", "count"], "ni", version), *stamp, matrix, probabilities, labels
         )
     else:
         columns = [matrix[:, 0].tolist(), [int(v) for v in matrix[:, 1]], ["web"] * rows]
         payload = encode_prediction(
-            header(batch_id, ["V1", "count", "channel"], "nis", version),
+            signature(["V1", "count", "channel"], "nis", version),
+            *stamp,
             columns,
             probabilities.tolist(),
             labels.tolist(),
@@ -100,7 +94,7 @@ def test_decode_skips_records_already_committed_per_table() -> None:
 def test_decode_names_the_bad_record() -> None:
     with pytest.raises(LogRecordError, match="log record 7: unknown record kind 'z'"):
         decode_batch([LogRecord(7, orjson.dumps({"k": "z"}))])
-    with pytest.raises(LogRecordError, match="log record 8: no columns"):
+    with pytest.raises(LogRecordError, match="log record 8: undecodable"):
         decode_batch([LogRecord(8, orjson.dumps({"k": "p", "id": "x"}))])
     with pytest.raises(LogRecordError, match="log record 9: undecodable"):
         decode_batch([LogRecord(9, prediction(9, "a").payload[:-3])])

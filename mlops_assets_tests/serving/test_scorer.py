@@ -103,3 +103,20 @@ def test_warm_rows_follow_the_logged_example() -> None:
     assert {row["channel"] for row in rows} <= {"pos", None}
     assert np.mean([row["V1"] for row in rows if row["V1"] is not None]) > 50
     assert any(row["V1"] is None for row in rows)  # nullable columns get missing values
+
+
+def test_direct_xgboost_predictor_matches_predict_proba_with_early_stopping() -> None:
+    from xgboost import XGBClassifier
+
+    from mlops_assets.serving.xgb_predict import dense_predictor, public_predictor
+
+    frame, labels = feature_frame(rows=400, seed=5)
+    matrix = frame.to_numpy(dtype=np.float64)
+    classifier = XGBClassifier(
+        n_estimators=60, max_depth=3, n_jobs=1, early_stopping_rounds=3, eval_metric="logloss"
+    ).fit(matrix[:300], labels[:300], eval_set=[(matrix[300:], labels[300:])], verbose=False)
+    assert classifier.best_iteration < 59  # stopped early: fewer trees than were fitted
+    expected = classifier.predict_proba(matrix)[:, 1]
+    for predictor in (dense_predictor(classifier), public_predictor(classifier)):
+        assert np.array_equal(predictor(matrix), expected)
+        assert np.array_equal(predictor(matrix[:1]), expected[:1])
