@@ -15,6 +15,27 @@ from typing import Any
 from mlops_assets.core.traffic_report import TrafficSummary
 
 SCALARS = (int, float, str, bool)
+# Metadata each part of the summary shows, per asset.
+DRIFT_KEYS = (
+    "enough_data",
+    "drift_share",
+    "drifted_columns",
+    "domain_auc",
+    "domain_top_features",
+    "current_rows",
+    "champion_version",
+)
+PERFORMANCE_KEYS = (
+    "enough_data",
+    "labeled_rows",
+    "positives",
+    "online_kappa",
+    "test_kappa",
+    "performance_drop",
+)
+DECISION_KEYS = ("decision", "reason", "challenger_version", "champion_before", "champion_version")
+DEPLOY_KEYS = ("status", "reason", "version", "previous_version", "serving_version")
+MODEL_KEYS = ("version", "test_kappa", "test_f1", "test_pr_auc", "test_roc_auc")
 
 
 @dataclass(frozen=True)
@@ -58,6 +79,13 @@ class AssetFacts:
         return default
 
 
+def pick(facts: AssetFacts | None, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The ``keys`` present in ``facts`` (none for no facts), in the order of ``keys``."""
+    if facts is None:
+        return {}
+    return {key: facts.metadata[key] for key in keys if key in facts.metadata}
+
+
 def facts_of(record: Any) -> AssetFacts:
     """:class:`AssetFacts` of a Dagster ``EventLogRecord`` holding a materialization."""
     materialization = record.asset_materialization
@@ -89,7 +117,8 @@ class LoopSummary:
         reason: One sentence: how it ended, or what stopped it.
         source: Where the training data came from (says so when synthetic).
         steps: Every step with its time and facts.
-        initial: The first champion: version, test metrics, deployment.
+        initial: The model main_job trained: version, test metrics, decision, the
+            champion after it, deployment.
         normal_traffic: Traffic before the drift.
         clean_report: The drift report on the normal traffic.
         drifted_traffic: Drifted traffic.
@@ -132,7 +161,7 @@ class LoopSummary:
         lines.append("  steps:")
         lines += [f"    {s.name:<34} {s.seconds:7.1f} s  {s.detail}" for s in self.steps]
         for title, facts in (
-            ("initial model", self.initial),
+            ("main_job model", self.initial),
             ("report on normal traffic", self.clean_report),
             ("drift report before retraining", self.drift_report),
             ("online performance before retraining", self.performance),
@@ -225,6 +254,11 @@ class InstanceReader:
             return None
         return self.instance.get_run_record_by_id(launched[-1].dagster_run.run_id)
 
-    def daemon_alive(self, daemon_type: str = "SENSOR") -> bool:
-        """Whether the daemon of ``daemon_type`` has sent a heartbeat."""
-        return daemon_type in self.instance.get_daemon_heartbeats()
+    def daemon_alive(self, since: float, daemon_type: str = "SENSOR") -> bool:
+        """Whether the daemon of ``daemon_type`` sent a heartbeat after ``since`` (epoch s).
+
+        Heartbeats of an earlier daemon on the same instance stay in storage; only a newer
+        one shows that the daemon just started is running.
+        """
+        beat = self.instance.get_daemon_heartbeats().get(daemon_type)
+        return beat is not None and beat.timestamp >= since

@@ -14,49 +14,25 @@ import httpx
 import orjson
 
 from mlops_assets.core.traffic import TrafficRows
-from mlops_assets.loop_report import AssetFacts, InstanceReader, LoopSummary, describe
+from mlops_assets.loop_report import (
+    DECISION_KEYS,
+    DEPLOY_KEYS,
+    DRIFT_KEYS,
+    MODEL_KEYS,
+    PERFORMANCE_KEYS,
+    AssetFacts,
+    InstanceReader,
+    LoopSummary,
+    describe,
+    pick,
+)
 
 if TYPE_CHECKING:
     from mlops_assets.loop import ClosedLoop
 
 RETRAINING_JOB = "retraining_job"
 SENSOR_TAG = "dagster/sensor_name"
-DRIFT_KEYS = (
-    "enough_data",
-    "drift_share",
-    "drifted_columns",
-    "domain_auc",
-    "domain_top_features",
-    "current_rows",
-    "champion_version",
-)
-PERFORMANCE_KEYS = (
-    "enough_data",
-    "labeled_rows",
-    "positives",
-    "online_kappa",
-    "test_kappa",
-    "performance_drop",
-)
-DECISION_KEYS = ("decision", "reason", "challenger_version", "champion_before", "champion_version")
-DEPLOY_KEYS = ("status", "reason", "version", "previous_version", "serving_version")
-MODEL_KEYS = ("version", "test_kappa", "test_f1", "test_pr_auc", "test_roc_auc")
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
-
-
-def _slice(rows: TrafficRows, start: int, stop: int, description: str) -> TrafficRows:
-    return TrafficRows(
-        rows.features.iloc[start:stop].reset_index(drop=True),
-        rows.labels[start:stop],
-        rows.drifted[start:stop],
-        description,
-    )
-
-
-def _pick(facts: AssetFacts | None, keys: tuple[str, ...]) -> dict[str, Any]:
-    if facts is None:
-        return {}
-    return {key: facts.metadata[key] for key in keys if key in facts.metadata}
 
 
 class LoopWatch:
@@ -90,25 +66,30 @@ class LoopWatch:
         self.loop.start_server()
         with dg.DagsterInstance.get() as instance:
             self.instance, self.read = instance, InstanceReader(instance)
-            if not self.main_job():
-                return self._summary(False, "main_job failed; see the step above")
+            failure = self.main_job()
+            if failure:
+                return self._summary(False, f"main_job failed: {failure}")
             self.wait_daemon()
             rows = self.traffic_rows()
-            normal = _slice(rows, 0, self.loop.settings.normal_rows, "normal traffic")
-            drifted = _slice(rows, self.loop.settings.normal_rows, rows.rows, rows.description)
+            normal = rows.slice(0, self.loop.settings.normal_rows, "normal traffic")
+            drifted = rows.slice(self.loop.settings.normal_rows, rows.rows, rows.description)
             before = self.read.latest_storage_id("drift_report")
             self.facts["normal_traffic"] = self.loop.traffic("normal traffic", normal)
             clean = self.wait_report(before)
             if clean is None:
                 return self._summary(False, "no drift_report on the normal traffic in time")
-            self.facts["clean_report"] = _pick(clean, DRIFT_KEYS)
+            self.facts["clean_report"] = pick(clean, DRIFT_KEYS)
             summary = self.loop.traffic("drifted traffic", drifted)
             self.facts["drifted_traffic"] = summary
             onset = summary.drift_onset_at or time.time()
             return self.wait_retraining(onset, drifted)
 
-    def main_job(self) -> bool:
-        """(2) The first model: ingest, train, register, promote, deploy (in-process)."""
+    def main_job(self) -> str | None:
+        """(2) The first model: ingest, train, register, promote, deploy (in-process).
+
+        Returns:
+            None on success, else the failed steps and their errors.
+        """
         from mlops_assets.definitions import build_definitions, build_resources
 
         settings = self.loop.settings
@@ -136,6 +117,7 @@ class LoopWatch:
                 **{key: model[key] for key in MODEL_KEYS if key in model},
                 "version": int(model["version"]) if "version" in model else None,
                 "decision": found.get("champion_model", {}).get("decision"),
+                "champion_version": found.get("champion_model", {}).get("champion_version"),
                 "deployment": deployed.get("status"),
                 "run_id": result.run_id,
             }
@@ -145,14 +127,20 @@ class LoopWatch:
                 + (f", test kappa {kappa:.3f}" if isinstance(kappa, float) else "")
                 + f", deployment {deployed.get('status')}; data: {self.facts['source']}"
             )
-        return result.success
+        failures = [
+            f"{event.step_key}: {event.event_specific_data.error.message.strip().splitlines()[0]}"
+            for event in result.all_events
+            if event.is_step_failure
+        ]
+        return None if result.success else "; ".join(failures) or "see the run's logs"
 
     def wait_daemon(self, timeout_s: float = 120.0) -> None:
         """(3) Start the Dagster daemon and wait for its sensor daemon's first heartbeat."""
+        started = time.time()
         daemon = self.loop.start_daemon()
         with self.loop.step("dagster daemon heartbeat") as note:
             deadline = time.monotonic() + timeout_s
-            while not self.read.daemon_alive():
+            while not self.read.daemon_alive(since=started):
                 daemon.check()
                 if time.monotonic() > deadline:
                     raise TimeoutError(
@@ -181,7 +169,7 @@ class LoopWatch:
                 self._check_children()
                 report = self.read.newest("drift_report", after)
                 if report is not None:
-                    note["detail"] = describe(_pick(report, DRIFT_KEYS))
+                    note["detail"] = describe(pick(report, DRIFT_KEYS))
                     return report
                 time.sleep(1.0)
             note["detail"] = f"no report within {self.loop.settings.report_timeout_s:.0f} s"
@@ -248,9 +236,9 @@ class LoopWatch:
             created = record.create_timestamp.timestamp()
             report = self.read.newest_before("drift_report", created)
             performance = self.read.newest_before("model_performance", created)
-            self.facts["performance"] = _pick(performance, PERFORMANCE_KEYS)
+            self.facts["performance"] = pick(performance, PERFORMANCE_KEYS)
         if report is not None:
-            self.facts["drift_report"] = _pick(report, DRIFT_KEYS)
+            self.facts["drift_report"] = pick(report, DRIFT_KEYS)
             timings["monitoring report after drift"] = report.timestamp - onset
         if record is None:
             self.facts["timings"] = timings
@@ -263,8 +251,8 @@ class LoopWatch:
         timings["retraining run created"] = record.create_timestamp.timestamp() - onset
         decision = self.read.newest("champion_model", run_id=run.run_id)
         deployment = self.read.newest("model_deployment", run_id=run.run_id)
-        self.facts["decision"] = _pick(decision, DECISION_KEYS)
-        self.facts["deployment"] = _pick(deployment, DEPLOY_KEYS)
+        self.facts["decision"] = pick(decision, DECISION_KEYS)
+        self.facts["deployment"] = pick(deployment, DEPLOY_KEYS)
         if decision is not None:
             timings["decision recorded"] = decision.timestamp - onset
         if record.end_time:

@@ -155,3 +155,13 @@ def test_facts_keep_scalars_and_flat_collections() -> None:
     assert facts.asset == "drift_report" and facts.storage_id == 7
     assert set(facts.metadata) == {"drift_share", "drifted_columns", "domain_top_features"}
     assert facts.get("missing", "drift_share") == 0.3
+
+
+def test_only_a_fresh_heartbeat_counts() -> None:
+    from mlops_assets.loop_report import InstanceReader
+
+    beats = {"SENSOR": SimpleNamespace(timestamp=100.0)}
+    reader = InstanceReader(SimpleNamespace(get_daemon_heartbeats=lambda: beats))
+    assert reader.daemon_alive(since=99.0)
+    assert not reader.daemon_alive(since=101.0)  # an earlier daemon's heartbeat
+    assert not reader.daemon_alive(since=0.0, daemon_type="QUEUED_RUN_COORDINATOR")

@@ -52,6 +52,15 @@ class TrafficRows:
         hits = np.flatnonzero(self.drifted)
         return int(hits[0]) if len(hits) else None
 
+    def slice(self, start: int, stop: int, description: str) -> TrafficRows:
+        """Rows ``start`` to ``stop`` (a phase of the traffic) under a new description."""
+        return TrafficRows(
+            self.features.iloc[start:stop].reset_index(drop=True),
+            self.labels[start:stop],
+            self.drifted[start:stop],
+            description,
+        )
+
     def project(self, columns: list[str]) -> TrafficRows:
         """Keep only ``columns`` (a model's input contract), in that order.
 

@@ -166,8 +166,12 @@ def test_pattern_change_on_real_credit_card_rows(shared_data: Path) -> None:
     assert gap_v2 > 1.0
 
 
-def test_project_to_the_model_columns() -> None:
-    traffic = synthetic_rows(10, seed=2)
+def test_slice_a_phase_and_project_to_the_model_columns() -> None:
+    traffic = synthetic_rows(10, seed=2, drift=DriftInjection(DriftSpec(), after_rows=6))
+    phase = traffic.slice(5, 10, "second phase")
+    assert phase.rows == 5 and phase.description == "second phase"
+    assert phase.drift_onset_row == 1 and phase.labels.tolist() == traffic.labels[5:].tolist()
+    assert phase.features.index.tolist() == list(range(5))
     assert list(traffic.project(["V2", "Amount"]).features) == ["V2", "Amount"]
     with pytest.raises(ValueError, match=r"lack the model's input column\(s\) \['count'\]"):
         traffic.project(["V1", "count"])

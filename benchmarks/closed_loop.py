@@ -1,0 +1,85 @@
+"""Closed-loop latency: from the drift onset in the traffic to the new version answering.
+
+Runs the whole loop of ``mlops demo`` (real server, real Dagster daemon, traffic simulator)
+``--repeats`` times, each on a fresh state folder, and prints where the time goes after the
+drift starts: the first monitoring report on drifted rows, the drift sensor's retraining
+run, its promotion decision, the end of the run and the first request the new version
+answers. Figures on a shared machine are noisy; compare runs taken side by side.
+
+    .venv/bin/python benchmarks/closed_loop.py --repeats 1 --rows 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mlops_assets.cli import prepare_dagster_home
+from mlops_assets.core.paths import state_paths
+from mlops_assets.loop import LoopSettings, run_loop
+
+STAGES = (
+    "monitoring report after drift",
+    "retraining run created",
+    "decision recorded",
+    "retraining run finished",
+    "new version answering",
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--rows", type=int, default=8000, help="synthetic training rows")
+    parser.add_argument("--positive-rate", type=float, default=0.02)
+    parser.add_argument("--max-evals", type=int, default=2)
+    parser.add_argument("--normal-rows", type=int, default=2000)
+    parser.add_argument("--drifted-rows", type=int, default=3000)
+    parser.add_argument("--monitor-max-wait", type=float, default=20.0)
+    parser.add_argument("--verbose", action="store_true", help="print the loop's progress")
+    args = parser.parse_args()
+    settings = LoopSettings(
+        source="synthetic",
+        rows=args.rows,
+        positive_rate=args.positive_rate,
+        max_evals=args.max_evals,
+        retrain_max_evals=args.max_evals,
+        normal_rows=args.normal_rows,
+        drifted_rows=args.drifted_rows,
+        monitor_max_wait_s=args.monitor_max_wait,
+    )
+    say = (lambda line: print(line, file=sys.stderr)) if args.verbose else (lambda line: None)
+    results: list[dict[str, float]] = []
+    for repeat in range(1, args.repeats + 1):
+        with tempfile.TemporaryDirectory(prefix="closed-loop-") as folder:
+            paths = state_paths(Path(folder) / "state").ensure()
+            prepare_dagster_home(paths)
+            started = time.perf_counter()
+            summary = run_loop(paths, settings, say)
+            total = time.perf_counter() - started
+        decision = summary.decision.get("decision", "none")
+        state = "completed" if summary.completed else "INCOMPLETE"
+        print(f"run {repeat}: {state} in {total:.0f} s")
+        print(f"  {summary.reason}")
+        print(f"  trigger: {summary.trigger or 'none'}; decision: {decision}")
+        for step in summary.steps:
+            print(f"  step {step.name:<34} {step.seconds:7.1f} s")
+        for stage in STAGES:
+            if stage in summary.timings:
+                print(f"  onset -> {stage:<31} {summary.timings[stage]:7.1f} s")
+        results.append({**summary.timings, "total": total})
+    if len(results) > 1:
+        print(f"median over {len(results)} runs:")
+        for stage in (*STAGES, "total"):
+            values = [result[stage] for result in results if stage in result]
+            if values:
+                print(f"  {stage:<40} {statistics.median(values):7.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
