@@ -54,7 +54,8 @@ def embedded_resources(state_dir: str | None = None) -> dict[str, dg.Configurabl
     paths = state_paths(state_dir).ensure()
     return {
         "lakehouse": Lakehouse(root=str(paths.lakehouse), ivy_dir=str(paths.cache / "ivy")),
-        "data_source": DataSource(cache_dir=str(paths.cache)),
+        # real data: the latest 20% of Time is never ingested; `mlops simulate` replays it
+        "data_source": DataSource(cache_dir=str(paths.cache), holdout_tail_fraction=0.2),
         "mlflow": MlflowRegistry(
             tracking_uri=paths.mlflow_tracking_uri,
             artifact_root=str(paths.mlflow_artifact_root),
