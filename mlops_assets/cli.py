@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -36,6 +37,11 @@ def prepare_dagster_home(paths: StatePaths, profile: str | None = None) -> Path:
     shutil.copyfile(source, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def _quiet_libraries() -> None:
+    """Hide library notices (beta APIs, schema hints) that would bury the progress lines."""
+    warnings.filterwarnings("ignore", module=r"(dagster|mlflow)(\.|$)")
 
 
 @click.group()
@@ -69,13 +75,10 @@ def main(ctx: click.Context, state_dir: str | None) -> None:
 def demo(paths: StatePaths, **options) -> None:
     """Run the whole loop: serve, train, traffic, drift, sensor-launched retraining, redeploy."""
     prepare_dagster_home(paths, os.environ.get("MLOPS_PROFILE"))
-    import warnings
-
     from mlops_assets.core.traffic_drift import parse_assignments
     from mlops_assets.loop import LoopSettings, run_loop
 
-    # library notices (beta APIs, schema hints) would bury the loop's own progress lines
-    warnings.filterwarnings("ignore", module=r"(dagster|mlflow)(\.|$)")
+    _quiet_libraries()
 
     try:
         settings = LoopSettings(
@@ -224,6 +227,7 @@ def simulate(paths: StatePaths, **options) -> None:
     """Replay production traffic (rows no model trained on) against a running server."""
     from mlops_assets import simulation, traffic_setup
 
+    _quiet_libraries()
     try:
         rows, settings = traffic_setup.plan_from_options(options)
     except ValueError as error:  # SourceError is a ValueError too
@@ -236,6 +240,8 @@ def simulate(paths: StatePaths, **options) -> None:
         )
     except simulation.SimulationError as error:
         raise click.ClickException(str(error)) from error
+    if sys.stderr.isatty():
+        click.echo("", err=True)  # end the refreshed progress line
     for line in summary.lines():
         click.echo(line)
     if options["summary_json"]:
