@@ -186,6 +186,7 @@ def test_budget_of_zero_fails_the_asset(state: StatePaths, shared_data: Path) ->
 
 
 @pytest.mark.spark
+@pytest.mark.slow
 def test_spark_engine_runs_the_search_with_spark_trials(
     spark, state: StatePaths, shared_data: Path
 ) -> None:
@@ -213,3 +214,34 @@ def test_spark_engine_runs_the_search_with_spark_trials(
     assert len(children) == 2 and {run.info.status for run in children} == {"FINISHED"}
     logs = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert sum(message.startswith("trial ") for message in logs) == 2
+
+
+def test_on_the_real_data_assets_lineage_comes_from_their_metadata(state: StatePaths) -> None:
+    from mlops_assets.defs import ingestion
+    from mlops_assets.resources import DataSource
+
+    data_assets = dg.load_assets_from_modules([ingestion])
+    data_resources = {
+        **resources(state),
+        "data_source": DataSource(
+            kind="synthetic", synthetic_rows=4000, synthetic_positive_rate=0.03
+        ),
+    }
+    result = dg.materialize(
+        [*data_assets, tuned_model, registered_model_version],
+        resources=data_resources,
+        run_config=dg.RunConfig({"tuned_model": TuningConfig(max_evals=2)}),
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    lineage = result.output_for_node("tuned_model").lineage
+    transactions: TableRef = result.output_for_node("transactions")
+    splits: TableRef = result.output_for_node("training_splits")
+    assert (lineage.transactions_uri, lineage.transactions_version) == (
+        transactions.uri,
+        transactions.version,
+    )
+    assert (lineage.splits_uri, lineage.splits_version) == (splits.uri, splits.version)
+    assert lineage.resampling_method == "adasyn"  # the data layer's default, from its metadata
+    registered: RegisteredVersion = result.output_for_node("registered_model_version")
+    assert registered.tags["lineage.resampling_method"] == "adasyn"
