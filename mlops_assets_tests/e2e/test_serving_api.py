@@ -10,8 +10,11 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
 
 from mlops_assets.core.model_io import load_bundle_from_uri
+from mlops_assets.resources import ServingEndpoint
 from mlops_assets.serving.client import ServingClient, ServingError
 from mlops_assets.serving.model_holder import canary_share
 from mlops_assets_tests.e2e.serving_process import ADMIN_TOKEN, read_table, start_server
@@ -261,3 +264,37 @@ def test_python_client(server) -> None:
     with pytest.raises(ServingError, match="422"):
         client.predict({"V1": 1})
     assert pd.notna(predictions[0].probability)
+
+
+def test_serving_endpoint_resource(server) -> None:
+    resource = ServingEndpoint(url=server.url, admin_token=ADMIN_TOKEN)
+    assert resource.model_info()["alias"] == "api_champion"
+    assert resource.reload().version == 1
+    [prediction] = resource.predict(ROW)
+    assert prediction.model_version in (1, 2) and 0 <= prediction.probability <= 1
+    with pytest.raises(ServingError, match="no admin token"):
+        ServingEndpoint(url=server.url).reload()
+
+
+def test_fuzzed_requests_never_get_a_server_error(server) -> None:
+    """Schemathesis generates requests for every operation of the OpenAPI schema."""
+    schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {operation.path for operation in operations} >= {"/predict", "/invocations"}
+    statuses: list[int] = []
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=25,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def no_server_error(case) -> None:
+            response = case.call(base_url=server.url, timeout=10)
+            statuses.append(response.status_code)
+            assert response.status_code < 500, (case.method, case.path, case.body, response.text)
+
+        no_server_error()
+    assert len(statuses) >= 40 and {422} <= set(statuses)
