@@ -50,7 +50,9 @@ FEEDBACK_SCHEMA = pa.schema(
 )
 # One letter per contract column kind, as stored in a record's "t" field.
 KIND_CODES = {"number": "n", "integer": "i", "string": "s", "boolean": "b"}
-_ARROW_BY_CODE = {"n": pa.float64(), "i": pa.int64(), "s": pa.string(), "b": pa.bool_()}
+# Every numeric feature is logged as float64 (integers too), so a model version that turns an
+# integer column into a number column still appends to the same Delta schema.
+_ARROW_BY_CODE = {"n": pa.float64(), "i": pa.float64(), "s": pa.string(), "b": pa.bool_()}
 
 
 class LogRecordError(ValueError):
@@ -162,10 +164,7 @@ def _decode(record: LogRecord) -> tuple[Any, dict, bytes | None]:
 
 def _feature_array(values, code: str) -> pa.Array:
     if isinstance(values, np.ndarray):
-        missing = np.isnan(values)
-        if code == "i":
-            return pa.array(np.where(missing, 0, values).astype(np.int64), mask=missing)
-        return pa.array(values, type=pa.float64(), mask=missing)
+        return pa.array(values, type=pa.float64(), mask=np.isnan(values))
     return pa.array(values, type=_ARROW_BY_CODE[code], from_pandas=True)
 
 

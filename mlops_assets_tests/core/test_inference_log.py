@@ -76,7 +76,7 @@ def test_decode_builds_one_column_per_feature_and_unions_contracts() -> None:
     ]
     assert table.column_names[9:] == ["V1", "count", "channel"]
     assert table.schema.field("V1").type == pa.float64()
-    assert table.schema.field("count").type == pa.int64()
+    assert table.schema.field("count").type == pa.float64()  # numeric features: float64
     assert table.column("request_id").to_pylist() == ["a-0", "a-1", "b"]
     assert table.column("V1").to_pylist() == [None, 1.5, None]
     assert table.column("channel").to_pylist() == [None, None, "web"]
