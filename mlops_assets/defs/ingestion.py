@@ -148,6 +148,18 @@ BLOCKING_CHECKS = ("columns_and_types", "two_classes", "min_positives", "null_ra
 WARNING_CHECKS = ("row_count_change",)
 
 
+def _feedback_lacking(context: dg.AssetCheckExecutionContext, ref: TableRef) -> dict[str, int]:
+    """Columns the appended feedback rows of ``ref`` lack (null by construction), with count."""
+    event = context.instance.get_latest_materialization_event(TRANSACTIONS_KEY)
+    found = event.asset_materialization if event else None
+    meta = {key: value.value for key, value in found.metadata.items()} if found else {}
+    if meta.get("delta_version") != ref.version:
+        return {}
+    return {
+        name: int(meta.get("feedback_rows", 0)) for name in meta.get("feedback_missing_columns", [])
+    }
+
+
 @dg.multi_asset_check(
     specs=[
         dg.AssetCheckSpec(name, asset=transactions, blocking=name in BLOCKING_CHECKS)
@@ -155,6 +167,7 @@ WARNING_CHECKS = ("row_count_change",)
     ],
 )
 def transactions_checks(
+    context: dg.AssetCheckExecutionContext,
     config: TransactionChecksConfig,
     lakehouse: Lakehouse,
     data_source: DataSource,
@@ -165,7 +178,9 @@ def transactions_checks(
         config.min_positives, config.max_null_rate, config.max_row_count_change
     )
     expected = sources.expected_types(data_source.source())
-    for outcome in check_transactions(lakehouse.tables(), transactions, expected, thresholds):
+    lacking = _feedback_lacking(context, transactions)
+    tables = lakehouse.tables()
+    for outcome in check_transactions(tables, transactions, expected, thresholds, lacking):
         yield dg.AssetCheckResult(
             asset_key=TRANSACTIONS_KEY,
             check_name=outcome.name,
