@@ -234,11 +234,21 @@ class ClosedLoop:
         self.processes[child.name] = f"pid {child.pid}, log {child.log_file}"
 
     def stop_children(self) -> None:
-        """Stop the daemon, then the server (reverse start order), by PID."""
+        """Stop the daemon, then the server (reverse start order), by PID.
+
+        A second Ctrl-C (or SIGTERM) while stopping kills the child at once and goes on with
+        the others; the interrupt is raised again once every child is gone.
+        """
+        interrupted: KeyboardInterrupt | None = None
         for child in reversed(self.children):
-            code = child.stop(timeout_s=30)
+            try:
+                code = child.stop(timeout_s=30)
+            except KeyboardInterrupt as error:
+                interrupted, code = error, child.kill()
             self.say(f"stopped {child.name} (pid {child.pid}, exit {code}); log {child.log_file}")
         self.children.clear()
+        if interrupted is not None:
+            raise interrupted
 
     def traffic(self, name: str, rows: TrafficRows) -> TrafficSummary:
         """(4) Send ``rows`` to the server, progress on ``say``."""

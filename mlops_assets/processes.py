@@ -91,11 +91,24 @@ class ManagedProcess:
                 LOGGER.warning("%s (pid %d) ignored SIGTERM; killing it", self.name, self.pid)
                 _signal(self.pid, signal.SIGKILL)
                 self.process.wait(10)
+        self._kill_group()
+        return self.process.returncode
+
+    def kill(self) -> int | None:
+        """SIGKILL the child and its process group now; return the exit code."""
+        _signal(self.pid, signal.SIGKILL)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            LOGGER.error("%s (pid %d) survived SIGKILL for 10 s", self.name, self.pid)
+        self._kill_group()
+        return self.process.returncode
+
+    def _kill_group(self) -> None:
         try:  # children it left behind (same session, so same group as the pid)
             os.killpg(self.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        return self.process.returncode
 
 
 def _signal(pid: int, number: int) -> None:

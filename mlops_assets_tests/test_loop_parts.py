@@ -165,3 +165,24 @@ def test_only_a_fresh_heartbeat_counts() -> None:
     assert reader.daemon_alive(since=99.0)
     assert not reader.daemon_alive(since=101.0)  # an earlier daemon's heartbeat
     assert not reader.daemon_alive(since=0.0, daemon_type="QUEUED_RUN_COORDINATOR")
+
+
+def test_a_second_interrupt_while_stopping_still_stops_every_child(
+    state, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlops_assets.loop import ClosedLoop
+
+    loop = ClosedLoop(state, LoopSettings(), lambda line: None)
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    first = start("server", sleeper, tmp_path / "server.log", {})
+    second = start("dagster-daemon", sleeper, tmp_path / "daemon.log", {})
+    loop.children += [first, second]
+
+    def interrupted(timeout_s: float = 30.0) -> int:
+        raise KeyboardInterrupt  # Ctrl-C again while the daemon is being stopped
+
+    monkeypatch.setattr(second, "stop", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        loop.stop_children()
+    assert second.process.returncode == -signal.SIGKILL and not first.running()
+    assert loop.children == []
