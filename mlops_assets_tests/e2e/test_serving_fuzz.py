@@ -28,7 +28,8 @@ ENDPOINTS = ("/predict", "/invocations", "/feedback")
 MAX_ROWS = 100
 ROW = {"V1": 0.3, "V2": -1.2, "V3": None, "Amount": 12.5, "count": 3}
 SCHEMA_EXAMPLES = 150  # per generation mode and endpoint family
-RAW_EXAMPLES = 400
+RAW_EXAMPLES = 300
+VALID_EXAMPLES = 150
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,19 @@ _rows = st.dictionaries(_keys, _junk, max_size=7)
 _near_rows = st.fixed_dictionaries(
     {name: st.one_of(_scalars, st.just(ROW[name])) for name in FEATURES}
 )
+_finite = st.floats(min_value=-1e300, max_value=1e300)
+_valid_rows = st.fixed_dictionaries(
+    {
+        "V1": _finite,
+        "V2": _finite,
+        "V3": st.one_of(st.none(), _finite),
+        "Amount": _finite,
+        "count": st.integers(min_value=-(2**53), max_value=2**53),
+    }
+)
 _payloads = st.one_of(
+    _valid_rows,
+    st.lists(_valid_rows, min_size=1, max_size=MAX_ROWS + 5),
     _rows,
     _near_rows,
     st.lists(st.one_of(_near_rows, _rows), max_size=5),
@@ -148,6 +161,20 @@ def test_fuzzed_requests_never_get_a_server_error(server) -> None:
             _record(tally, failures, f"POST {path} {content_type} {body[:200]!r}", response)
 
         raw()
+
+        @fuzz(VALID_EXAMPLES)
+        @given(rows=st.lists(_valid_rows, min_size=1, max_size=MAX_ROWS), mlflow=st.booleans())
+        def valid(rows: list, mlflow: bool) -> None:
+            # well-formed rows with extreme finite values must reach the model and be scored
+            if mlflow:
+                response = client.post("/invocations", json={"dataframe_records": rows})
+            else:
+                response = client.post("/predict", json=rows)
+            _record(tally, failures, f"valid rows {rows[:2]!r}", response)
+            assert response.status_code == 200, response.text
+            assert len(response.json()["predictions"]) == len(rows)
+
+        valid()
         health = client.get("/health")
         ready = client.get("/ready")
 
