@@ -44,6 +44,7 @@ class LogStats:
         fsyncs: Group flushes of the write-ahead log.
         durable_records: Records made durable since start.
         saturated: Whether new records are refused right now.
+        wal_failed: The write-ahead-log error that stopped logging (answers are 503), if any.
     """
 
     backlog_records: int
@@ -55,6 +56,7 @@ class LogStats:
     fsyncs: int
     durable_records: int
     saturated: bool
+    wal_failed: str | None = None
 
 
 class InferenceLog:
@@ -236,6 +238,7 @@ class InferenceLog:
             fsyncs=wal.fsyncs,
             durable_records=wal.records,
             saturated=self.saturated,
+            wal_failed=wal.failed,
         )
 
     def close(self, drain_timeout_s: float = 60.0) -> bool:
@@ -248,7 +251,10 @@ class InferenceLog:
         Returns:
             True when every record reached Delta.
         """
-        self.wal.close()
+        try:
+            self.wal.close()
+        except OSError:  # a failed disk: what is durable stays in the WAL for the next start
+            logger.exception("inference log: closing the write-ahead log failed")
         with self._cond:
             self._stopping = True
             self._deadline = time.monotonic() + drain_timeout_s

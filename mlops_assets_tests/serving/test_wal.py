@@ -110,3 +110,19 @@ def test_closed_log_refuses_and_min_next_lsn_is_respected(tmp_path: Path) -> Non
     again, recovered = opened(tmp_path)
     again.close()
     assert [record.lsn for record in recovered] == [42]
+
+
+def test_a_failed_write_fails_its_waiters_and_every_later_append(tmp_path: Path) -> None:
+    wal, _ = opened(tmp_path)
+    os.close(wal._files.fd)  # the disk "fails": the next pwrite gets EBADF
+
+    async def two_appends() -> list:
+        return await asyncio.gather(wal.append(b"a"), wal.append(b"b"), return_exceptions=True)
+
+    errors = asyncio.run(two_appends())
+    assert all(isinstance(error, WalError) for error in errors)
+    assert "write failed" in str(errors[0]) and wal.stats().failed
+    with pytest.raises(WalError, match="failed earlier"):
+        asyncio.run(wal.append(b"c"))
+    wal._files.fd = -1  # already closed above
+    wal.close()
