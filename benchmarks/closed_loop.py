@@ -16,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from mlops_assets.cli import prepare_dagster_home
@@ -42,6 +43,7 @@ def main() -> int:
     parser.add_argument("--monitor-max-wait", type=float, default=20.0)
     parser.add_argument("--verbose", action="store_true", help="print the loop's progress")
     args = parser.parse_args()
+    warnings.filterwarnings("ignore", module=r"(dagster|mlflow)(\.|$)")
     settings = LoopSettings(
         source="synthetic",
         rows=args.rows,

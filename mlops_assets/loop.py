@@ -128,6 +128,9 @@ class LoopSettings:
             "MLOPS_SERVING_URL": url,
             "MLOPS_ADMIN_TOKEN": token,
             "MLFLOW_TRACKING_URI": paths.mlflow_tracking_uri,
+            # mlflow.set_registry_uri exports this one: a value left by an earlier loop in
+            # this process would send the server and the daemon to that loop's registry
+            "MLFLOW_REGISTRY_URI": paths.mlflow_tracking_uri,
             "MLOPS_RETRAIN_MAX_EVALS": str(self.retrain_max_evals),
             "MLOPS_RETRAIN_COOLDOWN_S": str(self.cooldown_s),
             "MLOPS_MONITOR_MAX_WAIT_S": str(self.monitor_max_wait_s),
@@ -208,6 +211,8 @@ class ClosedLoop:
                 self.env,
                 "--tracking-uri",
                 self.paths.mlflow_tracking_uri,
+                "--registry-uri",
+                self.paths.mlflow_tracking_uri,
                 "--delta-root",
                 str(self.paths.lakehouse),
                 "--wal-dir",
@@ -274,7 +279,7 @@ def run_loop(paths: StatePaths, settings: LoopSettings, say: Callable[[str], Non
     """
     loop = ClosedLoop(paths.ensure(), settings, say)
     watch = LoopWatch(loop)
-    with sigterm_as_interrupt(), scoped_environment(loop.env):
+    with sigterm_as_interrupt(), scoped_environment(loop.env, unset=("MLFLOW_EXPERIMENT_ID",)):
         try:
             return watch.run()
         except KeyboardInterrupt:

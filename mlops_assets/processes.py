@@ -214,12 +214,15 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextmanager
-def scoped_environment(values: Mapping[str, str]) -> Iterator[None]:
-    """Set ``values`` in this process's environment, restoring the old values afterwards.
+def scoped_environment(values: Mapping[str, str], unset: Sequence[str] = ()) -> Iterator[None]:
+    """Set ``values`` (and remove ``unset``) in this process's environment, then restore.
 
-    The in-process ``main_job`` then reads what the daemon's runs read.
+    The in-process ``main_job`` then reads what the daemon's runs read, and nothing it
+    exports (MLflow exports its URIs and experiment id) outlives the block.
     """
-    previous = {name: os.environ.get(name) for name in values}
+    previous = {name: os.environ.get(name) for name in (*values, *unset)}
+    for name in unset:
+        os.environ.pop(name, None)
     os.environ.update(values)
     try:
         yield

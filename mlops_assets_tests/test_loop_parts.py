@@ -71,10 +71,16 @@ def test_a_child_that_exits_is_reported_with_its_output(tmp_path: Path) -> None:
 
 def test_scoped_environment_restores_what_was_there(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOOP_TEST_KEPT", "before")
+    monkeypatch.setenv("LOOP_TEST_GONE", "before")
     monkeypatch.delenv("LOOP_TEST_NEW", raising=False)
-    with scoped_environment({"LOOP_TEST_KEPT": "during", "LOOP_TEST_NEW": "x"}):
+    monkeypatch.delenv("LOOP_TEST_EXPORTED", raising=False)
+    values = {"LOOP_TEST_KEPT": "during", "LOOP_TEST_NEW": "x"}
+    with scoped_environment(values, unset=("LOOP_TEST_GONE", "LOOP_TEST_EXPORTED")):
         assert os.environ["LOOP_TEST_KEPT"] == "during" and os.environ["LOOP_TEST_NEW"] == "x"
+        assert "LOOP_TEST_GONE" not in os.environ
+        os.environ["LOOP_TEST_EXPORTED"] = "set by a library inside the block"
     assert os.environ["LOOP_TEST_KEPT"] == "before" and "LOOP_TEST_NEW" not in os.environ
+    assert os.environ["LOOP_TEST_GONE"] == "before" and "LOOP_TEST_EXPORTED" not in os.environ
 
 
 def test_sigterm_becomes_an_interrupt_and_the_handler_comes_back() -> None:
@@ -107,7 +113,7 @@ def test_loop_environment_points_everything_at_the_state(state) -> None:
     env = settings.environment(state, "http://127.0.0.1:1234", "t" * 32)
     assert env["MLOPS_STATE_DIR"] == str(state.root)
     assert env["DAGSTER_HOME"] == str(state.dagster_home)
-    assert env["MLFLOW_TRACKING_URI"] == state.mlflow_tracking_uri
+    assert env["MLFLOW_TRACKING_URI"] == env["MLFLOW_REGISTRY_URI"] == state.mlflow_tracking_uri
     assert (env["MLOPS_RETRAIN_MAX_EVALS"], env["MLOPS_RETRAIN_COOLDOWN_S"]) == ("2", "30")
     source = LoopSettings(source="synthetic", rows=500).data_source(state)
     assert (source.kind, source.synthetic_rows) == ("synthetic", 500)
