@@ -10,7 +10,8 @@ logged with ``log_bundle``) is served by four targets at once:
   mlflow       mlflow models serve --env-manager local, POST /invocations (same body)
 
 Each is driven with single-row JSON at concurrency 1, 8 and 32 by a separate client process
-(asyncio + uvloop on raw keep-alive HTTP/1.1 connections, so the client costs little CPU).
+(benchmarks/serving_loadgen.py: asyncio + uvloop on raw keep-alive HTTP/1.1 connections, so
+the client costs little CPU).
 Targets are measured in turn, round-robin over --rounds rounds, and the median round is
 reported, so slow phases of a shared machine hit every target alike. On a 2-core machine the
 client shares the cores with the server: its CPU seconds are printed too.
@@ -23,10 +24,8 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -38,98 +37,7 @@ from mlops_assets.core.paths import PROJECT_ROOT
 
 CSV = PROJECT_ROOT.parent / "shared" / "data" / "creditcard.csv.gz"
 TARGETS = ("ours+log", "ours-nolog", "ours+log/inv", "mlflow")
-
-
-# ---------------------------------------------------------------- load generator (client) --
-class _Connection(asyncio.Protocol):
-    def __init__(self, requests: list[bytes], stop_at: float, done: asyncio.Future, out: dict):
-        self.requests, self.stop_at, self.done, self.out = requests, stop_at, done, out
-        self.buffer, self.index, self.started = b"", 0, 0.0
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        self.send()
-
-    def send(self) -> None:
-        if time.perf_counter() >= self.stop_at:
-            self.transport.close()
-            if not self.done.done():
-                self.done.set_result(None)
-            return
-        self.started = time.perf_counter()
-        self.transport.write(self.requests[self.index % len(self.requests)])
-        self.index += 1
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        head = self.buffer[:end].lower()
-        at = head.find(b"content-length:")
-        length = int(head[at + 15 : head.find(b"\r\n", at) if b"\r\n" in head[at:] else None])
-        if len(self.buffer) < end + 4 + length:
-            return
-        status = int(self.buffer[9:12])
-        self.buffer = self.buffer[end + 4 + length :]
-        self.out["latencies"].append(time.perf_counter() - self.started)
-        self.out["statuses"][status] = self.out["statuses"].get(status, 0) + 1
-        self.send()
-
-    def connection_lost(self, exc) -> None:
-        if not self.done.done():
-            self.done.set_result(None)
-
-
-async def _drive(port: int, requests: list[bytes], concurrency: int, seconds: float) -> dict:
-    loop = asyncio.get_running_loop()
-    out: dict = {"latencies": [], "statuses": {}}
-    stop_at = time.perf_counter() + seconds
-    started = time.perf_counter()
-    waits = []
-    for _ in range(concurrency):
-        done = loop.create_future()
-        await loop.create_connection(
-            lambda d=done: _Connection(requests, stop_at, d, out), "127.0.0.1", port
-        )
-        waits.append(done)
-    await asyncio.gather(*waits)
-    out["elapsed"] = time.perf_counter() - started
-    return out
-
-
-def client_main(args: argparse.Namespace) -> None:
-    """Run one measurement and print it as JSON (runs in its own process)."""
-    import uvloop
-
-    bodies = json.loads(Path(args.bodies).read_text())
-    requests = [
-        (
-            f"POST {args.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body.encode())}\r\n\r\n{body}"
-        ).encode()
-        for body in bodies
-    ]
-    warm = uvloop.run(_drive(args.port, requests, args.concurrency, 0.5))
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    out = uvloop.run(_drive(args.port, requests, args.concurrency, args.seconds))
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    latencies = sorted(out["latencies"])
-    count = len(latencies)
-    print(
-        json.dumps(
-            {
-                "rps": count / out["elapsed"],
-                "p50_ms": latencies[count // 2] * 1e3 if count else None,
-                "p99_ms": latencies[min(count - 1, int(count * 0.99))] * 1e3 if count else None,
-                "statuses": out["statuses"],
-                "client_cpu_s": (after.ru_utime + after.ru_stime)
-                - (before.ru_utime + before.ru_stime),
-                "requests": count,
-                "all_requests": count + len(warm["latencies"]),
-            }
-        )
-    )
+LOADGEN = Path(__file__).with_name("serving_loadgen.py")
 
 
 # ------------------------------------------------------------------------- orchestration --
@@ -239,7 +147,7 @@ def fsync_probe(folder: Path, count: int = 100) -> float:
 def measure(
     port: int, path: str, bodies: Path, concurrency: int, seconds: float, session: int
 ) -> dict:
-    command = [sys.executable, __file__, "--client", "--port", str(port), "--path", path]
+    command = [sys.executable, str(LOADGEN), "--port", str(port), "--path", path]
     command += ["--bodies", str(bodies), "--concurrency", str(concurrency)]
     command += ["--seconds", str(seconds)]
     before = session_cpu(session)
@@ -251,22 +159,13 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--path", help=argparse.SUPPRESS)
-    parser.add_argument("--bodies", help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--trees", type=int, default=200)
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
-    args = parser.parse_args()
-    if args.client:
-        args.concurrency = args.concurrency[0]
-        client_main(args)
-        return
-    run(args)
+    run(parser.parse_args())
 
 
 def free_port() -> int:
