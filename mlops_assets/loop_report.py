@@ -232,11 +232,23 @@ class InstanceReader:
                 return facts_of(record)
         return None
 
-    def newest_before(self, asset: str, timestamp: float) -> AssetFacts | None:
-        """The newest materialization of ``asset`` written at or before ``timestamp``."""
+    def newest_before(
+        self, asset: str, timestamp: float, with_verdict: bool = False
+    ) -> AssetFacts | None:
+        """The newest materialization of ``asset`` written at or before ``timestamp``.
+
+        Args:
+            asset: Asset key.
+            timestamp: Epoch seconds.
+            with_verdict: Skip reports that said "not enough data" (``enough_data`` false):
+                a trailing window with no new rows says nothing about the drift before it.
+        """
         for record in self.materializations(asset, limit=20):
-            if record.timestamp <= timestamp:
-                return facts_of(record)
+            if record.timestamp > timestamp:
+                continue
+            facts = facts_of(record)
+            if not with_verdict or facts.get("enough_data", default=True):
+                return facts
         return None
 
     def sensor_run(self, job: str, sensor_tag: str, created_after: float) -> Any:

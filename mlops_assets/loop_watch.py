@@ -234,8 +234,8 @@ class LoopWatch:
         report = None
         if record is not None:
             created = record.create_timestamp.timestamp()
-            report = self.read.newest_before("drift_report", created)
-            performance = self.read.newest_before("model_performance", created)
+            report = self.read.newest_before("drift_report", created, with_verdict=True)
+            performance = self.read.newest_before("model_performance", created, with_verdict=True)
             self.facts["performance"] = pick(performance, PERFORMANCE_KEYS)
         if report is not None:
             self.facts["drift_report"] = pick(report, DRIFT_KEYS)
