@@ -1,7 +1,7 @@
 """mlops_assets: local-first MLOps for tabular binary classification.
 
 Importing this package loads no orchestration code: the pure logic in ``core`` is usable
-alone (``mlops_assets_tests/core/test_core_is_dagster_free.py`` checks it).
+alone (a test in ``mlops_assets_tests/core`` checks it).
 """
 
 import os
