@@ -222,11 +222,7 @@ def _load_file(source: FileSource) -> LoadedSource:
             f"file {source.path}: drop column(s) {missing} not found; columns are {list(frame)}"
         )
     frame = frame.drop(columns=list(source.drop_columns))
-    if source.target.column not in frame.columns:
-        raise SourceError(
-            f"file {source.path}, column {source.target.column!r}: target column not found; "
-            f"columns are {list(frame)}"
-        )
+    _require_target(frame, source.target.column, f"file {source.path}")
     return LoadedSource(
         frame=frame,
         kind="file",
@@ -259,11 +255,7 @@ def _load_openml(source: OpenMLSource, fetch: Callable[[int, Path], pd.DataFrame
     else:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"data_id": source.data_id, "sha256": checksum}))
-    if source.target.column not in frame.columns:
-        raise SourceError(
-            f"{where}, column {source.target.column!r}: target column not found; "
-            f"columns are {list(frame)}"
-        )
+    _require_target(frame, source.target.column, where)
     return LoadedSource(
         frame=frame,
         kind="openml",
@@ -271,6 +263,14 @@ def _load_openml(source: OpenMLSource, fetch: Callable[[int, Path], pd.DataFrame
         target=source.target,
         column_types=expected_types(source),
     )
+
+
+def _require_target(frame: pd.DataFrame, column: str, where: str) -> None:
+    """Raise a SourceError naming ``where`` and the columns when the target is missing."""
+    if column not in frame.columns:
+        raise SourceError(
+            f"{where}, column {column!r}: target column not found; columns are {list(frame)}"
+        )
 
 
 def _fallback(source: OpenMLSource, reason: str) -> LoadedSource:
