@@ -1,0 +1,1 @@
+"""Benchmark suite: ``python -m benchmarks`` runs every benchmark and writes BENCHMARKS.md."""
