@@ -42,7 +42,6 @@ from mlops_assets.processes import (
 )
 
 LOGGER = logging.getLogger(__name__)
-MAIN_JOB = "main_job"
 
 
 @dataclass(frozen=True)

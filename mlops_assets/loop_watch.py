@@ -91,11 +91,12 @@ class LoopWatch:
             None on success, else the failed steps and their errors.
         """
         from mlops_assets.definitions import build_definitions, build_resources
+        from mlops_assets.defs.jobs import MAIN_JOB_NAME
 
         settings = self.loop.settings
         with self.loop.step("main_job (ingest .. deploy)") as note:
             resources = {**build_resources(), "data_source": self.data_source}
-            job = build_definitions(resources).get_job_def("main_job")
+            job = build_definitions(resources).resolve_job_def(MAIN_JOB_NAME)
             config = {
                 "ops": {"tuned_model": {"config": {"max_evals": settings.max_evals}}},
                 "loggers": {"console": {"config": {"log_level": "WARNING"}}},
