@@ -25,6 +25,8 @@ from mlops_assets.resources import (
 PROFILE_ENV = "MLOPS_PROFILE"
 PROFILES = ("embedded", "production")
 SERVING_URL_ENV, ADMIN_TOKEN_ENV = "MLOPS_SERVING_URL", "MLOPS_ADMIN_TOKEN"
+# production profile: Delta engine (spark by default; delta-rs runs it without a JVM)
+DELTA_ENGINE_ENV, DELTA_ENGINES = "MLOPS_DELTA_ENGINE", ("spark", "delta-rs")
 DEFS_MODULES = [ingestion, training, deployment, serving, monitoring, automation, jobs]
 # AutomationSettings field -> environment variable overriding it (small budgets for demos)
 AUTOMATION_ENV = {
@@ -70,10 +72,15 @@ def embedded_resources(state_dir: str | None = None) -> dict[str, dg.Configurabl
 
 def production_resources() -> dict[str, dg.ConfigurableResource]:
     """Resources of the production profile: addresses and secrets from the environment."""
+    engine = os.environ.get(DELTA_ENGINE_ENV) or "spark"
+    if engine not in DELTA_ENGINES:
+        raise ValueError(
+            f"{DELTA_ENGINE_ENV}={engine!r} is not an engine; choose one of {DELTA_ENGINES}"
+        )
     return {
         "lakehouse": Lakehouse(
             root=dg.EnvVar("MLOPS_LAKEHOUSE_ROOT"),
-            engine="spark",
+            engine=engine,
             spark_master=os.environ.get("MLOPS_SPARK_MASTER", "local[*]"),
             spark_remote=os.environ.get("MLOPS_SPARK_REMOTE") or None,
         ),

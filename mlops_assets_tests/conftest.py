@@ -14,6 +14,8 @@ import pytest
 from mlops_assets.core.paths import PROJECT_ROOT, StatePaths, state_paths
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+# session fixtures `postgres` (throwaway cluster) and `mlflow_server` (PostgreSQL-backed)
+pytest_plugins = ["mlops_assets_tests.postgres_fixtures"]
 
 
 @pytest.fixture()
