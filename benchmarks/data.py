@@ -1,0 +1,41 @@
+"""The suite's data: the labelled file through the data layer's own silver and split steps."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from benchmarks.harness import Settings
+from mlops_assets.core.ingestion import silver_frame
+from mlops_assets.core.sources import FileSource, TargetSpec, load_source
+from mlops_assets.core.splits import (
+    SplitFractions,
+    Splits,
+    feature_columns,
+    split_frames,
+    stratified_split,
+)
+
+EXCLUDED = ("Time",)
+"""Columns that are not model features when present (the credit-card row clock)."""
+
+
+def target_spec(settings: Settings) -> TargetSpec:
+    """The label column and positive label the suite was given."""
+    return TargetSpec(settings.target, settings.positive)
+
+
+def silver(settings: Settings) -> pd.DataFrame:
+    """Typed rows with ``label`` 0/1 and exact duplicates dropped, as the silver table has."""
+    spec = target_spec(settings)
+    raw = load_source(FileSource(str(settings.data), spec)).frame
+    return silver_frame(raw, spec, {}, "drop_exact", str(settings.data)).frame
+
+
+def splits(settings: Settings, seed: int = 42) -> Splits:
+    """The stratified 60/20/20 train/valid/test split of :func:`silver` (seed 42: the default)."""
+    return split_frames(stratified_split(silver(settings), SplitFractions(), seed))
+
+
+def features(frame: pd.DataFrame) -> list[str]:
+    """Model feature columns of a split frame (``label``, ``split`` and ``Time`` excluded)."""
+    return feature_columns(frame, EXCLUDED)

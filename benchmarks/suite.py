@@ -1,0 +1,98 @@
+"""The registered suite benchmarks, each run in its own child process.
+
+A child process per benchmark keeps peak-memory figures their own, keeps a Spark session or
+MLflow's process-wide URIs from leaking into the next benchmark, and turns a crash (even a
+killed process) into a ``failed`` figure instead of the end of the suite.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing as mp
+import queue
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+
+from benchmarks.harness import Figure, Settings, failed
+from benchmarks.report import BenchmarkRun
+
+BENCHMARKS = (
+    "ingestion",
+    "delta_engines",
+    "tuning",
+    "resampling",
+    "serving",
+    "drift",
+    "scaling",
+    "orchestration",
+    "closed_loop",
+)
+"""Suite order: cheap data benchmarks first, the whole closed loop last."""
+
+MODULES = {"tuning": "benchmarks.tuning_suite", "serving": "benchmarks.serving_suite"}
+"""Benchmarks whose ``suite`` lives beside their script (owned by other modules' authors)."""
+
+
+def module_name(name: str) -> str:
+    """The module that holds benchmark ``name``'s ``suite(settings)``."""
+    return MODULES.get(name, f"benchmarks.{name}")
+
+
+def select(only: str | None) -> list[str]:
+    """The benchmarks to run: all, or the comma list ``only`` in suite order.
+
+    Raises:
+        ValueError: ``only`` names a benchmark that is not registered.
+    """
+    if not only:
+        return list(BENCHMARKS)
+    wanted = [name.strip() for name in only.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in BENCHMARKS]
+    if unknown:
+        raise ValueError(f"--only: unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
+    return [name for name in BENCHMARKS if name in wanted]
+
+
+def _child(name: str, settings: Settings, out: mp.Queue) -> None:
+    """Run one benchmark's ``suite`` and put its figures (or a failed figure) on ``out``."""
+    warnings.filterwarnings("ignore", module=r"(dagster|mlflow|pyspark|xgboost)(\.|$)")
+    try:
+        suite = importlib.import_module(module_name(name)).suite
+        figures = list(suite(settings))
+        for figure in figures:
+            if not isinstance(figure, Figure) or figure.benchmark != name:
+                raise TypeError(f"{module_name(name)}.suite returned a stray figure {figure!r}")
+        out.put(("ok", figures))
+    except BaseException as error:  # reported as a failed benchmark; the suite goes on
+        out.put(("failed", [failed(name, error)], traceback.format_exc()))
+
+
+def run_benchmark(
+    name: str, settings: Settings, say: Callable[[str], None] = lambda line: None
+) -> BenchmarkRun:
+    """Run benchmark ``name`` in a spawned child process and collect its figures."""
+    context = mp.get_context("spawn")
+    out = context.Queue()
+    process = context.Process(target=_child, args=(name, settings, out), name=f"bench-{name}")
+    started = time.perf_counter()
+    process.start()
+    message = None
+    while message is None:
+        try:
+            message = out.get(timeout=1.0)
+        except queue.Empty:
+            if not process.is_alive():
+                try:  # the result may have been put just before the exit
+                    message = out.get(timeout=1.0)
+                except queue.Empty:
+                    error = RuntimeError(
+                        f"benchmark process exited with code {process.exitcode} "
+                        "without reporting (killed for memory?)"
+                    )
+                    message = ("failed", [failed(name, error)], "")
+    process.join()
+    if message[0] == "failed" and len(message) > 2 and message[2]:
+        say(f"{name} failed:\n{message[2]}")
+    return BenchmarkRun(name, time.perf_counter() - started, tuple(message[1]))
