@@ -13,9 +13,12 @@ so peaks accumulate):
 ``csv_to_delta`` = csv_read + raw_write (target <= 5 s on the 2-core machine) and every
 read (target <= 1 s) are summarised at the end, per engine, with ratios against the first.
 
+In the suite (``suite``, delta-rs): the stages once, then CSV -> Delta and every read
+repeated (warm-up + reps, median and spread) against the targets.
+
 Usage:
-  .venv/bin/python benchmarks/ingestion.py [--engines delta-rs,spark] [--csv PATH]
-      [--resampling adasyn|smote|none] [--keep DIR]
+  .venv/bin/python -m benchmarks.ingestion [--engines delta-rs,spark] [--csv PATH]
+      [--target Class] [--resampling adasyn|smote|none] [--keep DIR]
 
 Add an engine by adding a factory to ``ENGINES`` (name -> callable(root) -> DeltaEngine).
 """
@@ -23,16 +26,16 @@ Add an engine by adding a factory to ``ENGINES`` (name -> callable(root) -> Delt
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.harness import Figure, Settings, repeat, timing
+from benchmarks.memory import PeakRss
 from mlops_assets.core.ingestion import refine_transactions, write_raw
 from mlops_assets.core.paths import PROJECT_ROOT, state_paths
 from mlops_assets.core.resampling import resample_table
@@ -57,61 +60,11 @@ def _spark(root: str) -> DeltaEngine:
 ENGINES: dict[str, Callable[[str], DeltaEngine]] = {"delta-rs": _delta_rs, "spark": _spark}
 
 
-def _rss_kib(pid: int | str) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _rss_mib() -> float:
-    """Resident memory of this process and its children (the Spark JVM is one), in MiB."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry))
-    total, pending = 0, [os.getpid()]
-    while pending:
-        pid = pending.pop()
-        total += _rss_kib(pid)
-        pending.extend(parents.get(pid, []))
-    return total / 1024
-
-
-class PeakRss:
-    """Samples the resident memory of this process tree every 20 ms; the peak per stage."""
-
-    def __init__(self) -> None:
-        self.peak = _rss_mib()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, _rss_mib())
-
-    def reset(self) -> None:
-        self.peak = _rss_mib()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 @dataclass
 class Figures:
     engine: str
     rows: list[tuple[str, float, float, str]] = field(default_factory=list)
+    echo: bool = True
 
     def seconds(self, stage: str) -> float:
         return next(seconds for name, seconds, _, _ in self.rows if name == stage)
@@ -125,21 +78,46 @@ def stage(figures: Figures, monitor: PeakRss, name: str, note: Callable[[], str]
     yield
     seconds = time.perf_counter() - started
     figures.rows.append((name, seconds, monitor.peak, note()))
-    print(
-        f"  {name:<28} {seconds:7.2f} s   peak RSS {monitor.peak:6.0f} MiB "
-        f"(+{monitor.peak - before:5.0f})   {note()}"
-    )
+    if figures.echo:
+        print(
+            f"  {name:<28} {seconds:7.2f} s   peak RSS {monitor.peak:6.0f} MiB "
+            f"(+{monitor.peak - before:5.0f})   {note()}"
+        )
 
 
-def run_engine(name: str, csv: Path, root: Path, method: str, monitor: PeakRss) -> Figures:
-    figures = Figures(name)
-    print(f"\n[{name}] tables under {root}")
+TABLE_READS = (
+    ("raw_transactions", 0),
+    ("raw_transactions", None),
+    ("transactions", 0),
+    ("training_splits", 0),
+    ("resampled_train", 0),
+)
+"""The reads timed after the stages: v0 of raw is time travel (a second version exists)."""
+
+
+def read_label(table: str, version: int | None) -> str:
+    return f"read {table}@{'latest' if version is None else f'v{version}'}"
+
+
+def run_engine(
+    name: str,
+    csv: Path,
+    root: Path,
+    method: str,
+    monitor: PeakRss,
+    target: TargetSpec | None = None,
+    echo: bool = True,
+) -> Figures:
+    target = target or TargetSpec("Class", "1")
+    figures = Figures(name, echo=echo)
+    if echo:
+        print(f"\n[{name}] tables under {root}")
     with stage(figures, monitor, "imports"):  # sklearn/imblearn import once, ~2 s cold
         import imblearn.over_sampling  # noqa: F401
         import sklearn.model_selection  # noqa: F401
     with stage(figures, monitor, "engine_start"):
         engine = ENGINES[name](str(root))
-    source = FileSource(str(csv), TargetSpec("Class", "1"))
+    source = FileSource(str(csv), target)
     out: dict = {}
     with stage(figures, monitor, "csv_read", lambda: f"{len(out['loaded'].frame):,} rows"):
         out["loaded"] = load_source(source)
@@ -156,16 +134,72 @@ def run_engine(name: str, csv: Path, root: Path, method: str, monitor: PeakRss) 
         out["resampled"] = resample_table(engine, out["splits"].ref, method=method, seed=42)
     # A second raw version so that reading v0 is real time travel.
     write_raw(engine, load_source(source))
-    for table, version in (
-        ("raw_transactions", 0),
-        ("raw_transactions", None),
-        ("transactions", 0),
-        ("training_splits", 0),
-        ("resampled_train", 0),
-    ):
-        label = f"read {table}@{'latest' if version is None else f'v{version}'}"
+    for table, version in TABLE_READS:
+        label = read_label(table, version)
         with stage(figures, monitor, label, lambda: f"{len(out['frame']):,} rows"):
             out["frame"] = engine.read(table, version)
+    return figures
+
+
+def suite(settings: Settings) -> list[Figure]:
+    """delta-rs: every stage once (seconds, peak RSS), then CSV -> Delta and reads repeated."""
+    target = TargetSpec(settings.target, settings.positive)
+    monitor = PeakRss()
+    root = settings.workdir / "delta-rs"
+    try:
+        staged = run_engine("delta-rs", settings.data, root, "adasyn", monitor, target, False)
+    finally:
+        monitor.stop()
+    figures = [
+        Figure(
+            "ingestion",
+            f"stage {name}",
+            seconds,
+            "s",
+            note=f"{note}; peak RSS {peak:.0f} MiB".lstrip("; "),
+            extra={"peak_rss_mib": peak},
+        )
+        for name, seconds, peak, note in staged.rows
+        if not name.startswith("read ")
+    ]
+    engine = DeltaRsEngine(str(settings.workdir / "csv-to-delta"))
+    source = FileSource(str(settings.data), target)
+    stats, written = repeat(lambda: write_raw(engine, load_source(source)), settings)
+    figures.append(
+        timing(
+            "ingestion",
+            "CSV -> Delta (read + write)",
+            stats,
+            target=5.0,
+            note=f"{written.rows:,} rows x {len(written.columns)} columns, gzip CSV, delta-rs",
+        )
+    )
+    engine = DeltaRsEngine(str(root))
+    slowest = None
+    for table, version in TABLE_READS:
+        stats, frame = repeat(lambda t=table, v=version: engine.read(t, v), settings)
+        travel = "time travel, " if (table, version) == ("raw_transactions", 0) else ""
+        figure = timing(
+            "ingestion",
+            read_label(table, version),
+            stats,
+            target=1.0,
+            note=f"{travel}{len(frame):,} rows into pandas",
+        )
+        figures.append(figure)
+        slowest = figure if slowest is None or figure.value > slowest.value else slowest
+    figures.append(
+        Figure(
+            "ingestion",
+            "slowest version read",
+            slowest.value,
+            "s",
+            spread=slowest.spread,
+            target="<= 1 s",
+            met=slowest.met,
+            note=slowest.name,
+        )
+    )
     return figures
 
 
@@ -202,6 +236,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", default="delta-rs", help=f"comma list of {list(ENGINES)}")
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    parser.add_argument("--target", default="Class", help="label column (positive label 1)")
     parser.add_argument("--resampling", default="adasyn", choices=["adasyn", "smote", "none"])
     parser.add_argument("--keep", type=Path, default=None, help="keep the tables in this folder")
     args = parser.parse_args()
@@ -214,7 +249,14 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="bench-ingestion-"))
     try:
         all_figures = [
-            run_engine(name, args.csv, (args.keep or scratch) / name, args.resampling, monitor)
+            run_engine(
+                name,
+                args.csv,
+                (args.keep or scratch) / name,
+                args.resampling,
+                monitor,
+                TargetSpec(args.target, "1"),
+            )
             for name in names
         ]
     finally:
