@@ -7,7 +7,9 @@ search
 (:mod:`mlops_assets.core.tuning`), refits the best candidate on the train rows, chooses
 its threshold on the validation rows, evaluates it once on the test rows, and logs the
 model (:func:`mlops_assets.core.model_io.log_bundle`), the metrics and the curve images.
-However the search ends (error, interrupt), no run is left in the RUNNING state.
+However the search ends (error, interrupt), no run is left in the RUNNING state; a process
+killed outright (SIGKILL) cannot end its runs, so every search first reaps the RUNNING runs
+of dead owners (:mod:`mlops_assets.core.orphans`), and the parent run names its owner.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from mlops_assets.core.model import ClassifierFactory, build_pipeline, positive_
 from mlops_assets.core.model import xgboost_classifier as default_factory
 from mlops_assets.core.model_bundle import ModelBundle
 from mlops_assets.core.model_io import log_bundle
+from mlops_assets.core.orphans import ReapReport, owner_tags, reap_orphans
 from mlops_assets.core.registry import connect
 from mlops_assets.core.thresholds import best_kappa_threshold
 from mlops_assets.core.tracking import TrackingTarget
@@ -109,6 +112,7 @@ class TrainingReport:
         fit_seconds: Time spent fitting models inside trials.
         score_seconds: Time spent predicting the validation split inside trials.
         outcomes: Every trial, in order.
+        reaped: Orphaned runs of dead owners ended before the search (None: not checked).
     """
 
     model: TunedModel
@@ -119,6 +123,7 @@ class TrainingReport:
     fit_seconds: float
     score_seconds: float
     outcomes: tuple[TrialOutcome, ...] = field(repr=False)
+    reaped: ReapReport | None = None
 
 
 def _end_run(status: str) -> None:
@@ -175,6 +180,7 @@ def train_and_log(
     space: Mapping[str, Any] | None = None,
     on_trial: TrialCallback | None = None,
     spark_session: Any | None = None,
+    is_run_over: Callable[[str], bool | None] | None = None,
 ) -> TrainingReport:
     """Search, refit the best candidate and log everything under one MLflow parent run.
 
@@ -188,6 +194,8 @@ def train_and_log(
             resampling method.
         on_trial: Called after each trial with (outcome, best so far, budget).
         spark_session: Run trials with ``SparkTrials`` on this session; None: sequential.
+        is_run_over: Whether a Dagster run id names a finished run (None: unknown); lets
+            the orphan reaping end runs of dead owners on other hosts too.
 
     Returns:
         The report: tuned model, validation and test metrics, images, timings.
@@ -201,8 +209,13 @@ def train_and_log(
         raise ValueError(f"max_evals must be at least 1, got {settings.max_evals}")
     chosen_space = space if space is not None else xgboost_space(lineage.resampling_method)
     experiment_id = connect(target)
+    reaped = reap_orphans(target.client(), experiment_id, is_run_over)
+    if reaped.reaped:
+        logger.warning("before the search: %s", reaped.describe())
     parent = mlflow.start_run(
-        experiment_id=experiment_id, run_name="tuned_model", tags=lineage.tags()
+        experiment_id=experiment_id,
+        run_name="tuned_model",
+        tags={**lineage.tags(), **owner_tags()},
     )
     try:
         mlflow.log_params({f"search.{key}": value for key, value in vars(settings).items()})
@@ -249,5 +262,13 @@ def train_and_log(
         trials_failed=sum(1 for outcome in outcomes if not outcome.ok),
     )
     return TrainingReport(
-        tuned, valid, test, images, search_seconds, fit_seconds, score_seconds, tuple(outcomes)
+        tuned,
+        valid,
+        test,
+        images,
+        search_seconds,
+        fit_seconds,
+        score_seconds,
+        tuple(outcomes),
+        reaped,
     )

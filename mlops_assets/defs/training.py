@@ -95,6 +95,16 @@ def _trial_logger(context: dg.AssetExecutionContext):
     return log
 
 
+def _run_over(context: dg.AssetExecutionContext):
+    """Whether a Dagster run of this instance is finished (None: not in this instance)."""
+
+    def over(run_id: str) -> bool | None:
+        run = context.instance.get_run_by_id(run_id)
+        return None if run is None else run.is_finished
+
+    return over
+
+
 def _report_metadata(report: TrainingReport, link: str) -> dict[str, object]:
     model = report.model
     images = "\n\n".join(
@@ -114,6 +124,7 @@ def _report_metadata(report: TrainingReport, link: str) -> dict[str, object]:
         "trials_failed": model.trials_failed,
         "search_seconds": round(report.search_seconds, 2),
         "lineage": dg.MetadataValue.json(model.lineage.tags()),
+        "orphans_reaped": len(report.reaped.reaped) if report.reaped else 0,
     }
 
 
@@ -147,7 +158,10 @@ def tuned_model(
         settings,
         on_trial=_trial_logger(context),
         spark_session=getattr(tables, "spark", None),  # set by the Spark engine only
+        is_run_over=_run_over(context),
     )
+    if report.reaped and report.reaped.reaped:
+        context.log.warning(f"orphaned MLflow runs of dead owners: {report.reaped.describe()}")
     link = run_url(mlflow.target(), report.model.experiment_id, report.model.run_id, mlflow.ui_url)
     return dg.Output(report.model, metadata=_report_metadata(report, link))
 
