@@ -77,10 +77,11 @@ def _engine(name: str, root: Path, ivy_dir: str) -> Any:
 
 def _child(job: dict[str, Any], out: Any) -> None:
     """Run every stage of one (engine, size) and put one record per stage on ``out``."""
-    monitor = PeakRss(interval_s=0.05)
+    monitor = PeakRss()
 
     def stage(name: str, function, note=lambda result: "") -> Any:
-        start_rss = monitor.reset()
+        monitor.reset()
+        start_rss = monitor.peak
         started = time.perf_counter()
         result = function()
         seconds = time.perf_counter() - started
