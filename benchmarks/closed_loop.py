@@ -6,7 +6,13 @@ drift starts: the first monitoring report on drifted rows, the drift sensor's re
 run, its promotion decision, the end of the run and the first request the new version
 answers. Figures on a shared machine are noisy; compare runs taken side by side.
 
-    .venv/bin/python benchmarks/closed_loop.py --repeats 1 --rows 8000
+In the suite (``suite``): one loop (``--full``: ``reps`` loops, median) with the budget of
+``LoopSettings()`` -- what ``mlops demo`` uses -- on the synthetic source (the loop trains
+on its own generated or OpenML data, not on the suite's file); the figures name the budget.
+Smoke mode skips it: the same loop runs in ``mlops_assets_tests/e2e/test_closed_loop.py``.
+This script's own defaults are smaller (8,000 rows, 2 trials) for quick looks.
+
+    .venv/bin/python -m benchmarks.closed_loop --repeats 1 --rows 8000
 """
 
 from __future__ import annotations
@@ -17,12 +23,15 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.harness import Figure, Settings, Stats, skipped, timing
 from mlops_assets.cli import prepare_dagster_home
 from mlops_assets.core.paths import state_paths
 from mlops_assets.loop import LoopSettings, run_loop
 
+NAME = "closed_loop"
 STAGES = (
     "monitoring report after drift",
     "retraining run created",
@@ -30,6 +39,67 @@ STAGES = (
     "retraining run finished",
     "new version answering",
 )
+
+
+def run_once(settings: LoopSettings, say: Callable[[str], None], parent: Path | None = None):
+    """One whole loop on a fresh state folder; returns (its summary, total seconds)."""
+    with tempfile.TemporaryDirectory(prefix="closed-loop-", dir=parent) as folder:
+        paths = state_paths(Path(folder) / "state").ensure()
+        prepare_dagster_home(paths)
+        started = time.perf_counter()
+        summary = run_loop(paths, settings, say)
+        return summary, time.perf_counter() - started
+
+
+def budget(settings: LoopSettings) -> str:
+    """The loop's budget in words, for the report."""
+    return (
+        f"{settings.source} source, {settings.rows:,} training rows, {settings.max_evals} "
+        f"trial(s) first / {settings.retrain_max_evals} retraining, {settings.normal_rows:,} "
+        f"normal + {settings.drifted_rows:,} drifted traffic rows (LoopSettings defaults)"
+    )
+
+
+def suite(settings: Settings) -> list[Figure]:
+    """Seconds from the drift onset to each stage, up to the new version answering."""
+    if settings.smoke:
+        return [
+            skipped(
+                NAME,
+                "onset -> new version answering",
+                "skipped in smoke mode (the loop runs in the e2e test test_closed_loop.py)",
+            )
+        ]
+    warnings.filterwarnings("ignore", module=r"(dagster|mlflow)(\.|$)")
+    loop = LoopSettings(source="synthetic")
+    runs = [
+        run_once(loop, lambda line: None, settings.workdir)
+        for _ in range(settings.timed_reps if settings.full else 1)
+    ]
+    summary = runs[-1][0]
+    note = f"{len(runs)} loop(s); {budget(loop)}"
+    figures = [
+        Figure(
+            NAME,
+            "loop completed",
+            float(all(run.completed for run, _ in runs)),
+            "",
+            target="completed",
+            met=all(run.completed for run, _ in runs),
+            note=f"{summary.reason}; trigger {summary.trigger or 'none'}; decision "
+            f"{summary.decision.get('decision', 'none')}",
+        )
+    ]
+    for stage in (*STAGES, "total"):
+        values = [run.timings[stage] for run, _ in runs if stage in run.timings]
+        if stage == "total":
+            values = [total for _, total in runs]
+        if values:
+            label = "whole loop" if stage == "total" else f"onset -> {stage}"
+            figures.append(
+                timing(NAME, label, Stats(tuple(values)), note=note if stage == STAGES[-1] else "")
+            )
+    return figures
 
 
 def main() -> int:
@@ -57,12 +127,7 @@ def main() -> int:
     say = (lambda line: print(line, file=sys.stderr)) if args.verbose else (lambda line: None)
     results: list[dict[str, float]] = []
     for repeat in range(1, args.repeats + 1):
-        with tempfile.TemporaryDirectory(prefix="closed-loop-") as folder:
-            paths = state_paths(Path(folder) / "state").ensure()
-            prepare_dagster_home(paths)
-            started = time.perf_counter()
-            summary = run_loop(paths, settings, say)
-            total = time.perf_counter() - started
+        summary, total = run_once(settings, say)
         decision = summary.decision.get("decision", "none")
         state = "completed" if summary.completed else "INCOMPLETE"
         print(f"run {repeat}: {state} in {total:.0f} s")

@@ -13,8 +13,11 @@ writer's own read. Wall-clock and CPU seconds per stage (CPU: this process plus 
 JVM and its Python workers, JIT compilation included) and the ratios spark / delta-rs are
 printed. On a shared machine wall-clock figures are noisy; CPU seconds are steadier.
 
+In the suite (``suite``): the ratios spark / delta-rs of write, latest read and time-travel
+read (wall and CPU); in smoke mode only delta-rs runs (Spark is skipped).
+
 Usage:
-  .venv/bin/python benchmarks/delta_engines.py [--csv PATH] [--repeats 3] [--keep DIR]
+  .venv/bin/python -m benchmarks.delta_engines [--csv PATH] [--repeats 3] [--keep DIR]
       [--spark-master local[*]] [--spark-conf KEY=VALUE ...]
 """
 
@@ -32,11 +35,14 @@ from typing import Any
 
 import pandas as pd
 
+from benchmarks.harness import Figure, Settings, ratio, skipped
 from mlops_assets.core.paths import PROJECT_ROOT
 from mlops_assets.core.tables import DeltaEngine, DeltaRsEngine
 
 DEFAULT_CSV = PROJECT_ROOT.parent / "shared" / "data" / "creditcard.csv.gz"
 TABLE = "creditcard"
+NAME = "delta_engines"
+CPU_NOTE = "CPU: this process + the Spark JVM and its Python workers"
 
 
 JVM_PID: list[int] = []  # the Spark driver JVM, once started
@@ -98,6 +104,100 @@ def run_engine(
     return figures
 
 
+Timings = dict[str, dict[str, tuple[float, float]]]
+"""Engine -> stage -> (wall seconds, CPU seconds)."""
+
+
+def load(csv: Path) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """The whole file, a 10 % append batch (later ``Time`` when present), the read seconds."""
+    if not csv.is_file():
+        raise FileNotFoundError(f"{csv}: no such file (the credit-card CSV from ../shared/data)")
+    (csv_seconds, _cpu), full = timed(lambda: pd.read_csv(csv))
+    batch = full.sample(frac=0.1, random_state=0)
+    if "Time" in batch.columns:
+        batch = batch.assign(Time=lambda f: f["Time"] + 172_800.0)
+    return full, batch, csv_seconds
+
+
+def compare(
+    full: pd.DataFrame,
+    batch: pd.DataFrame,
+    workdir: Path,
+    repeats: int,
+    spark_master: str | None = "local[*]",
+    spark_conf: dict[str, str] | None = None,
+) -> Timings:
+    """Both engines on the same frames (delta-rs only when ``spark_master`` is None)."""
+    figures: Timings = {}
+    engines: dict[str, DeltaEngine] = {"delta-rs": DeltaRsEngine(str(workdir / "delta-rs"))}
+    figures["delta-rs"] = {"session": (0.0, 0.0)}
+    figures["delta-rs"] |= run_engine(engines["delta-rs"], full, batch, repeats)
+    if spark_master is None:
+        return figures
+
+    from mlops_assets.core.spark import spark_session
+    from mlops_assets.core.spark_tables import SparkDeltaEngine
+
+    start = lambda: spark_session(master=spark_master, extra_conf=spark_conf)  # noqa: E731
+    (wall, cpu), spark = timed(start)
+    JVM_PID.append(spark.sparkContext._gateway.proc.pid)
+    jvm_cpu = _cpu_seconds() - time.process_time()  # the JVM started inside that stage
+    figures["spark"] = {"session": (wall, cpu + jvm_cpu)}
+    engines["spark"] = SparkDeltaEngine(str(workdir / "spark"), spark)
+    figures["spark"] |= run_engine(engines["spark"], full, batch, repeats)
+
+    for reader, writer in (("spark", "delta-rs"), ("delta-rs", "spark")):
+        other = dataclasses.replace(engines[reader], root=engines[writer].root)
+        figures[reader]["cross read v0"], theirs = timed(lambda other=other: other.read(TABLE, 0))
+        mine = engines[writer].read(TABLE, 0)
+        pd.testing.assert_frame_equal(canonical(theirs), canonical(mine))
+    spark.stop()
+    JVM_PID.clear()
+    return figures
+
+
+SUITE_STAGES = (
+    ("write v0", "write"),
+    ("read latest (warm)", "latest read"),
+    ("read v0 (time travel)", "time-travel read"),
+)
+
+
+def suite(settings: Settings) -> list[Figure]:
+    """Ratios spark / delta-rs (wall and CPU) of write, latest read and time-travel read."""
+    full, batch, _ = load(settings.data)
+    master = None if settings.smoke else "local[2]"
+    timings = compare(full, batch, settings.workdir, settings.timed_reps, master)
+    shape = f"{len(full):,} rows x {full.shape[1]} columns"
+    figures = []
+    for stage, label in SUITE_STAGES:
+        rs_wall, rs_cpu = timings["delta-rs"][stage]
+        figures.append(Figure(NAME, f"delta-rs {label}", rs_wall, "s", note=f"{shape}; wall"))
+        if "spark" not in timings:
+            figures.append(skipped(NAME, f"spark / delta-rs {label}", "skipped in smoke mode"))
+            continue
+        sp_wall, sp_cpu = timings["spark"][stage]
+        figures.append(Figure(NAME, f"spark {label}", sp_wall, "s", note="local[2]; wall"))
+        figures.append(ratio(NAME, f"spark / delta-rs {label} (wall)", sp_wall, rs_wall))
+        figures.append(
+            ratio(NAME, f"spark / delta-rs {label} (CPU)", sp_cpu, rs_cpu, note=CPU_NOTE)
+        )
+    if "spark" in timings:
+        figures.append(
+            Figure(NAME, "spark session start", timings["spark"]["session"][0], "s", note="wall")
+        )
+        figures.append(
+            Figure(
+                NAME,
+                "cross reads v0 identical",
+                1.0,
+                "",
+                note="each engine read the other's v0; rows identical (checked)",
+            )
+        )
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
@@ -106,11 +206,10 @@ def main() -> None:
     parser.add_argument("--spark-master", default="local[*]")
     parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    if not args.csv.is_file():
-        raise SystemExit(f"{args.csv}: no such file (the credit-card CSV from ../shared/data)")
-
-    (csv_seconds, _cpu), full = timed(lambda: pd.read_csv(args.csv))
-    batch = full.sample(frac=0.1, random_state=0).assign(Time=lambda f: f["Time"] + 172_800.0)
+    try:
+        full, batch, csv_seconds = load(args.csv)
+    except FileNotFoundError as error:
+        raise SystemExit(str(error)) from None
     print(
         f"data: {args.csv.name} {full.shape[0]:,} rows x {full.shape[1]} columns, "
         f"{full.memory_usage(deep=True).sum() / 2**20:.0f} MiB in pandas "
@@ -119,32 +218,9 @@ def main() -> None:
     )
 
     workdir = Path(tempfile.mkdtemp(prefix="delta_engines_")) if args.keep is None else args.keep
-    figures: dict[str, dict[str, tuple[float, float]]] = {}
     try:
-        engines: dict[str, DeltaEngine] = {"delta-rs": DeltaRsEngine(str(workdir / "delta-rs"))}
-        figures["delta-rs"] = {"session": (0.0, 0.0)}
-        figures["delta-rs"] |= run_engine(engines["delta-rs"], full, batch, args.repeats)
-
-        from mlops_assets.core.spark import spark_session
-        from mlops_assets.core.spark_tables import SparkDeltaEngine
-
         extra = dict(item.split("=", 1) for item in args.spark_conf)
-        start = lambda: spark_session(master=args.spark_master, extra_conf=extra)  # noqa: E731
-        (wall, cpu), spark = timed(start)
-        JVM_PID.append(spark.sparkContext._gateway.proc.pid)
-        jvm_cpu = _cpu_seconds() - time.process_time()  # the JVM started inside that stage
-        figures["spark"] = {"session": (wall, cpu + jvm_cpu)}
-        engines["spark"] = SparkDeltaEngine(str(workdir / "spark"), spark)
-        figures["spark"] |= run_engine(engines["spark"], full, batch, args.repeats)
-
-        for reader, writer in (("spark", "delta-rs"), ("delta-rs", "spark")):
-            other = dataclasses.replace(engines[reader], root=engines[writer].root)
-            figures[reader]["cross read v0"], theirs = timed(
-                lambda other=other: other.read(TABLE, 0)
-            )
-            mine = engines[writer].read(TABLE, 0)
-            pd.testing.assert_frame_equal(canonical(theirs), canonical(mine))
-        spark.stop()
+        figures = compare(full, batch, workdir, args.repeats, args.spark_master, extra)
     finally:
         if args.keep is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -12,7 +12,16 @@ reference, the naive way; the preset runs every column's test three times, once 
 metric and twice more for its drifted-columns summary, where the core check runs one
 ``ValueDrift`` per column on a sampled reference).
 
-    .venv/bin/python benchmarks/drift.py [--data ../shared/data/creditcard.csv.gz]
+In the suite (``suite``): every variant runs ``reps`` times, each in a fresh process (no
+warm-up: a warm process would share its peak memory); targets on the core check and the
+asset path: <= 10 s and <= 1 GB peak RSS (whole process, the CSV read included) at 1x, and
+the time ratio to Evidently's preset. Smoke mode runs the variants once, in-process.
+
+Other files: ``--target`` names the label; features are every column but it and ``Time``,
+and the shift goes to ``V3``/``Amount`` or else to the first two numeric features.
+
+    .venv/bin/python -m benchmarks.drift [--data ../shared/data/creditcard.csv.gz]
+        [--target Class]
 """
 
 from __future__ import annotations
@@ -21,34 +30,48 @@ import argparse
 import multiprocessing as mp
 import os
 import resource
+import statistics
 import time
 from pathlib import Path
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "creditcard.csv.gz"
-EXCLUDED = ("Time", "Class")
+from benchmarks.harness import DEFAULT_DATA, Figure, Settings, Stats, ratio, timing
+
+NAME = "drift"
+EXCLUDED = ("Time",)
 
 
-def load(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def load(path: Path, target: str = "Class") -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     frame = pd.read_csv(path)
-    columns = [c for c in frame.columns if c not in EXCLUDED]
-    train, rest = train_test_split(frame, train_size=0.6, stratify=frame["Class"], random_state=0)
+    if target not in frame.columns:
+        raise ValueError(f"{path}: target column {target!r} not found in {list(frame.columns)}")
+    columns = [c for c in frame.columns if c not in (*EXCLUDED, target)]
+    train, rest = train_test_split(frame, train_size=0.6, stratify=frame[target], random_state=0)
     current = rest.sample(n=min(50_000, len(rest)), random_state=1)[columns].copy()
-    current["V3"] += 1.0
-    current["Amount"] *= 1.8
+    if {"V3", "Amount"} <= set(columns):
+        current["V3"] += 1.0
+        current["Amount"] *= 1.8
+    else:
+        numeric = [c for c in columns if pd.api.types.is_numeric_dtype(current[c])][:2]
+        for column in numeric:
+            current[column] = current[column] + current[column].std()
     return train[columns], current, columns
 
 
-def _child(kind: str, path: str, queue: mp.Queue) -> None:
-    reference, current, columns = load(Path(path))
+def _child(kind: str, path: str, queue: mp.Queue, target: str = "Class") -> None:
+    queue.put(measure(kind, Path(path), target))
+
+
+def measure(kind: str, path: Path, target: str = "Class") -> tuple:
+    """One variant on freshly loaded data: (kind, seconds, CPU s, peak MB, drifted, extra)."""
+    reference, current, columns = load(path, target)
     started, cpu_started = time.perf_counter(), time.process_time()
     if kind == "drift_report":
         drifted, extra, seconds, cpu = _drift_report(reference, current, columns)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        queue.put((kind, seconds, cpu, peak_mb, sorted(drifted), extra))
-        return
+        return (kind, seconds, cpu, peak_mb, sorted(drifted), extra)
     if kind == "mlops_assets":
         from mlops_assets.core.drift import detect_drift
 
@@ -60,7 +83,7 @@ def _child(kind: str, path: str, queue: mp.Queue) -> None:
         extra = "Evidently DataDriftPreset, full reference, no domain classifier"
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put((kind, seconds, cpu, peak_mb, sorted(drifted), extra))
+    return (kind, seconds, cpu, peak_mb, sorted(drifted), extra)
 
 
 def _preset_drifted(reference: pd.DataFrame, current: pd.DataFrame) -> set[str]:
@@ -117,18 +140,72 @@ def _drift_report(
         return set(result.drifted_columns), extra, seconds, cpu
 
 
+VARIANTS = ("mlops_assets", "drift_report", "evidently_full")
+
+
+def in_child(kind: str, path: Path, target: str) -> tuple:
+    """:func:`measure` in a fresh spawned process, so its peak RSS is its own."""
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(kind, str(path), queue, target))
+    process.start()
+    row = queue.get()
+    process.join()
+    return row
+
+
+def suite(settings: Settings) -> list[Figure]:
+    """Core check and asset path vs Evidently's preset: seconds, peak RSS, time ratios."""
+    rows: dict[str, list[tuple]] = {kind: [] for kind in VARIANTS}
+    for _ in range(settings.timed_reps):
+        for kind in VARIANTS:  # interleaved, so load swings hit every variant alike
+            run = measure if settings.smoke else in_child
+            rows[kind].append(run(kind, settings.data, settings.target))
+    where = "in-process (smoke)" if settings.smoke else "fresh process per run"
+    figures = []
+    for kind, label in (("mlops_assets", "core check"), ("drift_report", "drift_report path")):
+        seconds = Stats(tuple(row[1] for row in rows[kind]))
+        peak = max(row[3] for row in rows[kind])
+        last = rows[kind][-1]
+        same = last[4] == rows["evidently_full"][-1][4]
+        figures += [
+            timing(NAME, f"{label} seconds", seconds, target=10.0, note=last[5]),
+            Figure(
+                NAME,
+                f"{label} peak RSS",
+                peak,
+                "MiB",
+                target="<= 1024 MiB",
+                met=peak <= 1024,
+                note=f"whole process, CSV read included; {where}",
+            ),
+            ratio(
+                NAME,
+                f"{label} / Evidently time",
+                seconds.median,
+                statistics.median(row[1] for row in rows["evidently_full"]),
+                note=f"same drifted columns as Evidently: {same} ({last[4]})",
+            ),
+        ]
+    evidently = rows["evidently_full"]
+    figures += [
+        timing(
+            NAME,
+            "Evidently full reference seconds",
+            Stats(tuple(row[1] for row in evidently)),
+            note=evidently[-1][5],
+        ),
+        Figure(NAME, "Evidently peak RSS", max(row[3] for row in evidently), "MiB", note=where),
+    ]
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--target", default="Class")
     args = parser.parse_args()
-    context = mp.get_context("spawn")
-    rows = []
-    for kind in ("mlops_assets", "drift_report", "evidently_full"):
-        queue = context.Queue()
-        process = context.Process(target=_child, args=(kind, str(args.data), queue))
-        process.start()
-        rows.append(queue.get())
-        process.join()
+    rows = [in_child(kind, args.data, args.target) for kind in VARIANTS]
     print(f"{'variant':<16} {'seconds':>8} {'CPU s':>7} {'peak RSS MB':>12}  drifted columns")
     for kind, seconds, cpu, peak, drifted, extra in rows:
         print(f"{kind:<16} {seconds:8.2f} {cpu:7.2f} {peak:12.0f}  {drifted}  ({extra})")
