@@ -85,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{command}\nworkdir {workdir}; load average {os.getloadavg()[0]:.1f}", flush=True)
     try:
         if settings.smoke:
-            settings = dataclasses.replace(settings, data=smoke_sample(settings))
+            try:
+                settings = dataclasses.replace(settings, data=smoke_sample(settings))
+            except ValueError as error:
+                print(f"python -m benchmarks: error: {error}", file=sys.stderr)
+                return 2
         runs = []
         for name in args.names:
             print(f"[{name}] ...", flush=True)

@@ -176,7 +176,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> dict:
+    """Measure every target; return {(target, concurrency): [figures of each round]}."""
     folder = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     print(f"workdir {folder}; fitting and registering the model ...", flush=True)
     tracking = register_model(folder, args.rows, args.trees)
@@ -251,6 +252,7 @@ def run(args: argparse.Namespace) -> None:
         after = fsync_probe(folder)
         print(f"fdatasync of one write (median of 100): {fsync_before:.2f} ms before the load,")
         print(f"{after:.2f} ms after: it bounds the latency of every logged answer")
+        return results
     finally:
         for process in processes.values():
             stop(process)

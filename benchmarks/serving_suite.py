@@ -1,0 +1,106 @@
+"""Serving in the suite: ``benchmarks/serving.py``'s measurement, turned into figures.
+
+The serving script fits the credit-card pipeline, registers it, starts this server (logging
+on and off) and ``mlflow models serve --env-manager local`` on that same version, and drives
+them round-robin with single-row JSON (see its docstring). Here: ``reps`` rounds of 3 s at
+concurrency 1, 8 and 32, the median round per target; requests/s, p50/p99 and the ratios
+this / mlflow (target >= 10x at concurrency 8 with logging on), logging on / off, and the
+single-row p50 at concurrency 1 with logging on (target <= 2 ms). Smoke mode: this server
+with logging only (no-log server and mlflow serve skipped), 20 trees, concurrency 1 and 8,
+one 0.5 s round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+
+import pandas as pd
+
+from benchmarks import serving
+from benchmarks.harness import Figure, Settings, Stats, ratio, skipped, timing
+
+NAME = "serving"
+REQUIRED = ("Time", "Class")
+
+
+def options(settings: Settings) -> argparse.Namespace:
+    """The serving script's arguments for this suite run."""
+    if settings.smoke:
+        return argparse.Namespace(
+            concurrency=[1, 8],
+            seconds=0.5,
+            rounds=1,
+            rows=3000,
+            trees=20,
+            targets=["ours+log"],
+        )
+    return argparse.Namespace(
+        concurrency=[1, 8, 32],
+        seconds=3.0,
+        rounds=settings.timed_reps,
+        rows=50_000,
+        trees=200,
+        targets=list(serving.TARGETS),
+    )
+
+
+def suite(settings: Settings) -> list[Figure]:
+    """Requests/s and latency per target and concurrency, ratios against mlflow serve."""
+    columns = pd.read_csv(settings.data, nrows=1).columns
+    missing = [column for column in REQUIRED if column not in columns]
+    if missing:
+        raise ValueError(
+            f"{settings.data}: the serving benchmark fits the credit-card pipeline and needs "
+            f"column(s) {missing}"
+        )
+    serving.CSV = settings.data
+    tempfile.tempdir = str(settings.workdir)  # the script's scratch folder goes with ours
+    args = options(settings)
+    results = serving.run(args)
+
+    def stats(target: str, concurrency: int, key: str) -> Stats:
+        return Stats(tuple(float(r[key]) for r in results[(target, concurrency)]))
+
+    model = f"XGBoost {args.trees} trees fitted on {args.rows:,} rows"
+    window = f"median of {args.rounds} round(s) x {args.seconds:g} s; {model}"
+    figures = []
+    for concurrency in args.concurrency:
+        for target in args.targets:
+            rps = stats(target, concurrency, "rps")
+            figures.append(timing(NAME, f"{target} rps c={concurrency}", rps, "rps", note=window))
+            p50 = stats(target, concurrency, "p50_ms")
+            bound = 2.0 if (target, concurrency) == ("ours+log", 1) else None
+            figures.append(timing(NAME, f"{target} p50 c={concurrency}", p50, "ms", bound))
+        rps = {target: stats(target, concurrency, "rps").median for target in args.targets}
+        if "mlflow" in rps:
+            for target in ("ours+log", "ours-nolog", "ours+log/inv"):
+                figure = ratio(NAME, f"{target} / mlflow rps c={concurrency}", *_pair(rps, target))
+                if (target, concurrency) == ("ours+log", 8):
+                    figure = Figure(
+                        **{**figure.__dict__, "target": ">= 10 x", "met": figure.value >= 10}
+                    )
+                figures.append(figure)
+        else:
+            figures.append(
+                skipped(NAME, f"ours / mlflow rps c={concurrency}", "skipped in smoke mode")
+            )
+        if "ours-nolog" not in rps:
+            figures.append(
+                skipped(NAME, f"logging on / off rps c={concurrency}", "skipped in smoke mode")
+            )
+            continue
+        figures.append(
+            ratio(
+                NAME,
+                f"logging on / off rps c={concurrency}",
+                rps["ours+log"],
+                rps["ours-nolog"],
+                note="1 - this = the throughput cost of the inference log",
+            )
+        )
+    return figures
+
+
+def _pair(rps: dict[str, float], target: str) -> tuple[float, float]:
+    return rps[target], rps["mlflow"]

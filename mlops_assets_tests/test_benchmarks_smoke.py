@@ -1,0 +1,102 @@
+"""The benchmark suite in smoke mode: every registered benchmark runs and reports, so it cannot rot.
+
+Runs ``python -m benchmarks --smoke`` as a user would, on a tiny seeded file with the
+credit-card schema, writing the JSON and markdown under ``tmp_path`` (never the real
+``BENCHMARKS.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.suite import BENCHMARKS
+from mlops_assets.core import synthetic
+from mlops_assets.core.paths import PROJECT_ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+
+
+def test_smoke_suite_runs_every_benchmark_and_writes_its_reports(tmp_path: Path) -> None:
+    data = tmp_path / "tiny.csv"
+    synthetic.generate(3000, seed=7, positive_rate=0.05).to_csv(data, index=False)
+    real_report = PROJECT_ROOT / "BENCHMARKS.md"
+    before = real_report.read_bytes() if real_report.exists() else None
+    results, markdown = tmp_path / "out" / "results.json", tmp_path / "out" / "BENCHMARKS.md"
+
+    command = [sys.executable, "-m", "benchmarks", "--smoke", "--data", str(data)]
+    command += ["--json", str(results), "--markdown", str(markdown)]
+    command += ["--workdir", str(tmp_path / "work")]
+    done = subprocess.run(
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=400, check=False
+    )
+
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    body = json.loads(results.read_text())
+    assert [run["name"] for run in body["benchmarks"]] == list(BENCHMARKS)
+    for run in body["benchmarks"]:
+        assert run["status"] in ("ok", "skipped"), run
+        assert run["figures"], f"{run['name']} reported no figure"
+        measured = [figure for figure in run["figures"] if figure["status"] == "ok"]
+        for figure in measured:
+            assert isinstance(figure["value"], int | float), figure
+    # Everything but the closed loop (whose e2e test runs the same loop) measures something.
+    skipped = {run["name"] for run in body["benchmarks"] if run["status"] == "skipped"}
+    assert skipped <= {"closed_loop"}, skipped
+    assert body["settings"]["smoke"] is True
+    assert body["machine"]["cores"] and body["machine"]["versions"]["dagster"] != "absent"
+
+    text = markdown.read_text()
+    assert text.startswith("# Benchmarks")
+    assert "## Machine and software" in text and "python -m benchmarks --smoke" in text
+    for name in BENCHMARKS:
+        assert f"\n## {name}\n" in text
+    assert "skipped in smoke mode" in text
+    assert re.search(r"benchmark\s+figure\s+median\s+spread\s+unit\s+target\s+met", done.stdout)
+    after = real_report.read_bytes() if real_report.exists() else None
+    assert after == before, "the smoke run must not touch the real BENCHMARKS.md"
+
+
+def test_unknown_benchmark_and_missing_data_are_named(tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "benchmarks", "--json", str(tmp_path / "r.json")]
+    base += ["--markdown", str(tmp_path / "B.md")]
+    wrong = subprocess.run(
+        [*base, "--only", "ingestion,nope"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    assert wrong.returncode == 2 and "unknown benchmark(s) ['nope']" in wrong.stderr
+    missing = subprocess.run(
+        [*base, "--data", str(tmp_path / "absent.csv")],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 2 and "absent.csv: no such file" in missing.stderr
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_a_failing_benchmark_is_reported_and_the_suite_goes_on(tmp_path: Path) -> None:
+    data = tmp_path / "no-time.csv"  # the serving benchmark needs the credit-card Time column
+    synthetic.generate(400, seed=3, positive_rate=0.05).drop(columns=["Time"]).to_csv(
+        data, index=False
+    )
+    results, markdown = tmp_path / "r.json", tmp_path / "B.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--only", "serving,resampling"]
+        + ["--data", str(data), "--json", str(results), "--markdown", str(markdown)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAILED: serving" in done.stderr
+    runs = {run["name"]: run for run in json.loads(results.read_text())["benchmarks"]}
+    assert runs["serving"]["status"] == "failed"
+    assert "needs column(s) ['Time']" in runs["serving"]["figures"][0]["note"]
+    assert runs["resampling"]["status"] == "ok"
+    assert "| benchmark failed | - | - |  |  | failed |" in markdown.read_text()
