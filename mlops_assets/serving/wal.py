@@ -3,18 +3,22 @@
 Records go to preallocated, zero-filled segment files (``wal-<first lsn>.seg``, see
 :mod:`~mlops_assets.serving.wal_segments`). The pipeline has two stages:
 
-* on the event loop, a request queues its record and awaits; once per loop iteration every
-  queued record is framed and written with one ``pwrite`` (page cache, no wait);
+* on the event loop, a request frames and writes its record at once with one ``pwrite``
+  (page cache, no wait), wakes an idle sync thread and awaits;
 * sync threads run ``fdatasync``: each call makes durable everything written before it
-  started, then one ``call_soon_threadsafe`` resumes all those requests. With two threads a
-  new group need not wait for the flush in flight to finish before its own starts; on this
-  machine's virtual disk that cut the median flush wait from ~3 ms to ~0.2 ms under load.
+  started, then one ``call_soon_threadsafe`` resumes all those requests. Records written while
+  every thread is busy form the next group (leader/follower), and with two threads a new group
+  need not wait for the flush in flight to finish before its own starts.
 
-So concurrent requests share a flush (group commit), the loop never blocks on the disk, and
-the threads cost one hand-off per flush rather than per request. Overwriting preallocated
-blocks keeps ``fdatasync`` from committing the filesystem journal (a fraction of a millisecond
-on an idle disk). On open the log scans the segments, stops at the first torn or corrupt frame
-(it was never acknowledged), returns every valid record and starts a fresh segment.
+Writing at once matters: when records were queued and written once per loop iteration, the
+requests that arrived together were all scored before the first flush started, so the loop
+sat idle during every flush and the clients moved in lockstep (8 records per flush at
+concurrency 8). Now the first record's flush overlaps the scoring of the others. So
+concurrent requests share a flush (group commit), the loop never blocks on the disk, and the
+threads cost one hand-off per flush rather than per request. Overwriting preallocated blocks
+keeps ``fdatasync`` from committing the filesystem journal (a fraction of a millisecond on an
+idle disk). On open the log scans the segments, stops at the first torn or corrupt frame (it
+was never acknowledged), returns every valid record and starts a fresh segment.
 """
 
 from __future__ import annotations
@@ -48,8 +52,8 @@ class WalStats:
 
     Attributes:
         next_lsn: Sequence number the next record gets.
-        pending_records: Records queued or written and not yet durable.
-        pending_bytes: Bytes queued and not yet written.
+        pending_records: Records written and not yet durable.
+        pending_bytes: Their bytes.
         fsyncs: Flushes since open (each one covers a whole group).
         records: Records made durable since open.
         segments: Segment files on disk.
@@ -88,9 +92,7 @@ class WriteAheadLog:
         self.app_id = ""
         self._on_durable = on_durable
         self._files: SegmentWriter | None = None
-        self._pending: list[tuple[bytes, asyncio.Future]] = []
         self._pending_bytes = 0
-        self._flush_scheduled = False
         self._awaiting: deque[tuple[asyncio.Future, LogRecord]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = threading.Condition()
@@ -143,7 +145,7 @@ class WriteAheadLog:
             raise WalError("write-ahead log is closed")
 
     async def append(self, payload: bytes) -> int:
-        """Queue ``payload`` and return its sequence number once it is durable.
+        """Write ``payload`` now and return its sequence number once it is durable.
 
         Raises:
             WalError: When the log is closed or failed (after a failure every append fails).
@@ -151,29 +153,20 @@ class WriteAheadLog:
         self._check_open()
         loop = self._loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._pending.append((payload, future))
-        self._pending_bytes += len(payload)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._write_pending)
-        return await future
-
-    def _write_pending(self) -> None:
-        """Write every queued record (event loop) and wake the sync thread."""
-        self._flush_scheduled = False
-        group, self._pending, self._pending_bytes = self._pending, [], 0
-        assert self._files is not None
+        files = self._files
+        assert files is not None
         try:
-            with self._files.lock:
-                records = self._files.write([payload for payload, _ in group])
-                self._written = records[-1].lsn
+            with files.lock:
+                (record,) = files.write([payload])
+                self._written = record.lsn
         except BaseException as error:  # noqa: BLE001 - every waiter must hear about it
-            self._fail(error, [future for _, future in group])
-            return
-        pairs = zip(group, records, strict=True)
-        self._awaiting.extend((future, record) for (_, future), record in pairs)
+            self._fail(error, [future])
+            return await future
+        self._awaiting.append((future, record))
+        self._pending_bytes += len(payload)
         with self._wake:
             self._wake.notify()
+        return await future
 
     def _sync_loop(self) -> None:
         files = self._files
@@ -212,6 +205,7 @@ class WriteAheadLog:
             future, record = self._awaiting.popleft()
             if not future.done():  # a client that went away does not matter here
                 future.set_result(record.lsn)
+            self._pending_bytes -= len(record.payload)
             done.append(record)
         self._records += len(done)
         if done and self._on_durable is not None:
@@ -221,8 +215,9 @@ class WriteAheadLog:
         logger.error("WAL write failed; the log stops accepting records: %s", error)
         self._failed = f"{type(error).__name__}: {error}"
         waiting = futures if futures is not None else []
-        waiting += [future for future, _ in self._awaiting] + [f for _, f in self._pending]
+        waiting += [future for future, _ in self._awaiting]
         self._awaiting.clear()
+        self._pending_bytes = 0
         for future in waiting:
             if not future.done():
                 future.set_exception(WalError(f"write-ahead log write failed: {error}"))
@@ -242,7 +237,7 @@ class WriteAheadLog:
 
     @property
     def pending_bytes(self) -> int:
-        """Bytes queued and not yet written."""
+        """Bytes written and not yet durable."""
         return self._pending_bytes
 
     def release_through(self, lsn: int) -> int:
@@ -256,7 +251,7 @@ class WriteAheadLog:
         files = self._files
         return WalStats(
             next_lsn=files.next_lsn if files else 0,
-            pending_records=len(self._pending) + len(self._awaiting),
+            pending_records=len(self._awaiting),
             pending_bytes=self._pending_bytes,
             fsyncs=self._fsyncs,
             records=self._records,
@@ -273,9 +268,6 @@ class WriteAheadLog:
             thread.join()
         if self._files is not None:
             with self._files.lock:
-                if self._pending:  # only when the loop stopped before writing them
-                    self._files.write([payload for payload, _ in self._pending])
-                    self._pending = []
                 self._files.close()
         if self._lock_fd >= 0:
             unlock_folder(self._lock_fd)
