@@ -12,6 +12,7 @@ import os
 
 import dagster as dg
 
+from mlops_assets.constants import REGISTERED_MODEL_NAME
 from mlops_assets.core.paths import state_paths
 from mlops_assets.defs import automation, deployment, ingestion, jobs, monitoring, serving, training
 from mlops_assets.resources import (
@@ -25,6 +26,7 @@ from mlops_assets.resources import (
 PROFILE_ENV = "MLOPS_PROFILE"
 PROFILES = ("embedded", "production")
 SERVING_URL_ENV, ADMIN_TOKEN_ENV = "MLOPS_SERVING_URL", "MLOPS_ADMIN_TOKEN"
+MODEL_NAME_ENV = "MLOPS_MODEL_NAME"  # the registered model (the server reads it too)
 # production profile: Delta engine (spark by default; delta-rs runs it without a JVM)
 DELTA_ENGINE_ENV, DELTA_ENGINES = "MLOPS_DELTA_ENGINE", ("spark", "delta-rs")
 DEFS_MODULES = [ingestion, training, deployment, serving, monitoring, automation, jobs]
@@ -86,6 +88,7 @@ def production_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "mlflow": MlflowRegistry(
             tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"),
+            model_name=os.environ.get(MODEL_NAME_ENV) or REGISTERED_MODEL_NAME,
         ),
         "data_source": DataSource(
             kind=os.environ.get("MLOPS_SOURCE_KIND", "openml"),

@@ -100,6 +100,17 @@ class PostgresServer:
         connection.autocommit = True
         return connection
 
+    def create_database(self, database: str) -> str:
+        """Create ``database`` (owned by the application user) and return its name.
+
+        Tests that need storage of their own (the session cluster is shared) use this.
+        """
+        if not database.isidentifier():
+            raise ValueError(f"database name {database!r} is not a plain identifier")
+        with self.connect("postgres") as connection, connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {database}")
+        return database
+
     def dagster_env(self, database: str = "dagster") -> dict[str, str]:
         """The ``DAGSTER_PG_*`` variables ``deploy/production/dagster.yaml`` reads."""
         return {
@@ -215,7 +226,7 @@ def postgres() -> Iterator[PostgresServer]:
                 if attempt == 2:
                     raise
         with admin.cursor() as cursor:
-            cursor.execute(f"CREATE ROLE {APP_USER} LOGIN PASSWORD %s", (APP_PASSWORD,))
+            cursor.execute(f"CREATE ROLE {APP_USER} LOGIN CREATEDB PASSWORD %s", (APP_PASSWORD,))
             for database in DATABASES:
                 cursor.execute(f"CREATE DATABASE {database} OWNER {APP_USER}")
         admin.close()

@@ -7,7 +7,10 @@ promotion moves the aliases, and every decision is appended to ``promotions``.
 
 Safe to repeat: when the challenger already is the champion, or ``promotions`` already
 holds a decision for this (challenger, champion) pair, nothing is decided, moved or written
-again and the earlier decision is reported.
+again and the earlier decision is reported. Safe to run concurrently: the whole decision
+(read champion and history, compare, move, record) holds the model's registry lock
+(:mod:`~mlops_assets.core.registry_lock`), so two runs, in any processes or machines, decide
+one after the other and the second sees the first's decision and champion.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from mlops_assets.core.history import (
 )
 from mlops_assets.core.model_io import load_bundle_from_uri
 from mlops_assets.core.promotion import BootstrapSummary
+from mlops_assets.core.registry_lock import registry_lock
 from mlops_assets.core.tables import DeltaEngine
 
 
@@ -128,6 +132,7 @@ def select_champion(
     seed: int = 0,
     run_id: str = "",
     loader: Loader = load_bundle_from_uri,
+    lock_timeout_s: float = 600.0,
 ) -> ChampionOutcome:
     """Decide whether the challenger becomes champion; move aliases and record the decision.
 
@@ -142,10 +147,42 @@ def select_champion(
         seed: Bootstrap seed.
         run_id: Dagster run id, recorded.
         loader: Loads a bundle from a model download URI (injectable for tests).
+        lock_timeout_s: Longest wait for another run's decision on the same model.
 
     Returns:
         The outcome; ``already_decided`` when an earlier decision was reused.
+
+    Raises:
+        LockTimeoutError: When another decision holds the lock past ``lock_timeout_s``.
     """
+    with registry_lock(client, model_name, label=run_id, timeout_s=lock_timeout_s):
+        return _decide(
+            client,
+            engine,
+            model_name,
+            challenger_version,
+            rows,
+            policy,
+            resamples,
+            seed,
+            run_id,
+            loader,
+        )
+
+
+def _decide(
+    client: Any,
+    engine: DeltaEngine,
+    model_name: str,
+    challenger_version: int,
+    rows: TestRows,
+    policy: PromotionPolicy,
+    resamples: int,
+    seed: int,
+    run_id: str,
+    loader: Loader,
+) -> ChampionOutcome:
+    """:func:`select_champion`'s decision, run while holding the model's registry lock."""
     champion_version = aliases.alias_version(client, model_name, aliases.CHAMPION_ALIAS)
     champion_id = int(champion_version) if champion_version is not None else None
     history = read_history(engine, PROMOTIONS_TABLE)
