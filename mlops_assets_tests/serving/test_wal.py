@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from mlops_assets.serving.wal import WalError, WriteAheadLog
-from mlops_assets.serving.wal_segments import HEADER, scan_segment
+from mlops_assets.serving.wal_segments import HEADER, frame, scan_segment
 
 SEGMENT = 64 << 10
 
@@ -126,3 +127,51 @@ def test_a_failed_write_fails_its_waiters_and_every_later_append(tmp_path: Path)
         asyncio.run(wal.append(b"c"))
     wal._files.fd = -1  # already closed above
     wal.close()
+
+
+def test_a_record_is_flushed_while_the_loop_is_still_busy(tmp_path: Path) -> None:
+    """No lockstep: the first request's flush must not wait for the loop to score the others."""
+    wal, _ = opened(tmp_path)
+
+    async def first_append_then_busy_loop() -> tuple[int, int]:
+        first = asyncio.ensure_future(wal.append(b"first"))
+        await asyncio.sleep(0)  # the task runs up to its await: the record is written
+        deadline = time.monotonic() + 5
+        while wal.stats().fsyncs == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)  # the loop stays busy (scoring other requests, say)
+        flushed_while_busy = wal.stats().fsyncs
+        return flushed_while_busy, await first
+
+    flushed_while_busy, lsn = asyncio.run(first_append_then_busy_loop())
+    wal.close()
+    assert flushed_while_busy >= 1 and lsn == 1
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["zero tail", "torn payload", "length past the end", "half a header", "wrong lsn"],
+)
+def test_recovery_stops_at_the_first_invalid_frame_of_a_preallocated_segment(
+    tmp_path: Path, damage: str
+) -> None:
+    wal, _ = opened(tmp_path)
+    for index in range(3):
+        wal.append_blocking(b"record-%d" % index)
+    wal.close()
+    segment = sorted(tmp_path.glob("wal-*.seg"))[0]
+    data = bytearray(segment.read_bytes())
+    assert len(data) == SEGMENT  # preallocated: the written part is followed by zeros
+    end = 3 * (HEADER.size + len(b"record-0"))
+    if damage == "torn payload":  # header of a 4th frame on disk, its payload never was
+        data[end : end + HEADER.size] = frame(4, b"record-3")[: HEADER.size]
+    elif damage == "length past the end":
+        data[end : end + HEADER.size] = HEADER.pack(SEGMENT, 0, 4)
+    elif damage == "half a header":
+        data[end : end + 6] = frame(4, b"record-3")[:6]
+    elif damage == "wrong lsn":  # a stale frame of another life of the file
+        data[end : end + HEADER.size + 8] = frame(9, b"record-9")
+    segment.write_bytes(bytes(data))
+    again, recovered = opened(tmp_path)
+    assert [record.payload for record in recovered] == [b"record-%d" % n for n in range(3)]
+    assert again.append_blocking(b"after") == 4
+    again.close()
