@@ -73,7 +73,9 @@ def read_table_file(path: str | Path, format: str = "auto", delimiter: str = ","
                 convert_options=pa_csv.ConvertOptions(strings_can_be_null=True),
             )
         except (pa.ArrowException, OSError) as error:
-            problem = "truncated or corrupt" if "ompress" in str(error) else "malformed CSV"
+            text = str(error).lower()  # arrow's messages: "truncated compressed stream", zlib
+            corrupt = any(word in text for word in ("compress", "zlib", "inflate", "gzip"))
+            problem = "truncated or corrupt compressed file" if corrupt else "malformed CSV"
             raise _file_error(path, f"{problem} ({error})") from error
         if invalid_rows:
             raise _file_error(path, _describe_invalid_row(invalid_rows, table.column_names))
