@@ -1,0 +1,171 @@
+"""Orchestration overhead: the asset graph through Dagster vs the same core calls in a script.
+
+Both sides run the main job's work on the same data, budget and seeds, each on a fresh state
+folder (empty Delta lake, empty MLflow registry): load the file, write ``raw_transactions``,
+refine ``transactions`` and run its checks, split, resample (ADASYN), tune (TPE, same budget
+and seed), register the challenger, compare and promote. Serving deployment is left out on
+both sides (it needs a running server). Variants, each timed as wall-clock seconds:
+
+  cli          ``dagster asset materialize -m benchmarks.orchestration_defs --select ...`` in a
+               fresh process (the project's in-process executor; SQLite instance in the state)
+  plain_cli    ``python -m benchmarks.orchestration_plain STATE`` in a fresh process:
+               :func:`plain_pipeline`, the same core functions in the assets' order
+  in_process   inside one warm child each (imports done before the clock starts): the job's
+               ``execute_in_process`` vs :func:`plain_pipeline`
+  multiprocess ``dagster asset materialize`` with the multiprocess executor (a process per
+               step), measured once outside smoke mode to document the executor choice
+
+Ratios dagster / plain (target <= 1.15). Runs alternate plain and Dagster so drifting load
+hits both sides alike.
+
+    .venv/bin/python -m benchmarks.orchestration [--data PATH] [--max-evals 3] [--reps 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from benchmarks.harness import Figure, Settings, Stats
+from benchmarks.orchestration_runs import run_cli, run_in_process, run_plain_cli
+
+BENCHMARK = "orchestration"
+DEFAULT_EVALS, SMOKE_EVALS = 3, 1
+TARGET_RATIO = 1.15
+
+
+def _pair(name: str, dagster: Stats, plain: Stats, note: str) -> list[Figure]:
+    ratio = dagster.median / plain.median
+    spread = lambda s: s.spread if len(s.values) > 1 else None  # noqa: E731
+    return [
+        Figure(
+            BENCHMARK,
+            f"{name}: dagster",
+            dagster.median,
+            "s",
+            spread(dagster),
+            note=note,
+            extra={"values": list(dagster.values)},
+        ),
+        Figure(
+            BENCHMARK,
+            f"{name}: plain script",
+            plain.median,
+            "s",
+            spread(plain),
+            note=note,
+            extra={"values": list(plain.values)},
+        ),
+        Figure(
+            BENCHMARK,
+            f"{name}: ratio dagster/plain",
+            ratio,
+            "x",
+            target=f"<= {TARGET_RATIO}",
+            met=ratio <= TARGET_RATIO,
+            note=f"overhead {dagster.median - plain.median:+.1f} s; {note}",
+        ),
+    ]
+
+
+def suite(settings: Settings) -> list[Figure]:
+    """Dagster vs plain, fresh processes and warm children; multiprocess once (not smoke)."""
+    return measure(settings, SMOKE_EVALS if settings.smoke else DEFAULT_EVALS)
+
+
+def measure(settings: Settings, max_evals: int, multiprocess: bool | None = None) -> list[Figure]:
+    """Run the variants (alternating plain and Dagster) and return the figures."""
+    reps = 1 if settings.smoke else max(1, settings.reps)
+    work = Path(settings.workdir) / BENCHMARK
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    times: dict[str, list[float]] = {}
+    plan = [
+        ("plain_cli", lambda s: run_plain_cli(settings, s, max_evals)),
+        ("cli", lambda s: run_cli(settings, s, max_evals, "in_process")),
+        ("plain_in_process", lambda s: run_in_process(settings, s, max_evals, "plain")),
+        ("in_process", lambda s: run_in_process(settings, s, max_evals, "dagster")),
+    ][2 if settings.smoke else 0 :]  # smoke: the warm pair only (fresh processes cost minutes)
+    for rep in range(reps):
+        for name, run in plan:
+            times.setdefault(name, []).append(run(work / f"{name}-{rep}"))
+    base = f"{settings.data.name}, {max_evals} trials (seed 42), ADASYN, no deployment"
+    figures = (
+        []
+        if settings.smoke
+        else _pair(
+            "fresh process",
+            Stats(tuple(times["cli"])),
+            Stats(tuple(times["plain_cli"])),
+            f"{base}; `dagster asset materialize` vs `python -m` script, "
+            "interpreter start and imports included, in-process executor",
+        )
+    )
+    figures += _pair(
+        "warm process",
+        Stats(tuple(times["in_process"])),
+        Stats(tuple(times["plain_in_process"])),
+        f"{base}; job.execute_in_process vs the plain function, imports excluded",
+    )
+    if multiprocess if multiprocess is not None else not settings.smoke:
+        seconds = run_cli(settings, work / "multiprocess", max_evals, "multiprocess")
+        plain = Stats(tuple(times["plain_cli"])).median
+        figures.append(
+            Figure(
+                BENCHMARK,
+                "fresh process: dagster multiprocess executor",
+                seconds,
+                "s",
+                note=f"{base}; one run, a process per step",
+            )
+        )
+        figures.append(
+            Figure(
+                BENCHMARK,
+                "fresh process: ratio multiprocess/plain",
+                seconds / plain,
+                "x",
+                target=f"<= {TARGET_RATIO}",
+                met=seconds / plain <= TARGET_RATIO,
+                note="why definitions.py uses the in-process executor",
+            )
+        )
+    shutil.rmtree(work, ignore_errors=True)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Settings.data)
+    parser.add_argument("--target", default=Settings.target)
+    parser.add_argument("--positive", default="1")
+    parser.add_argument("--max-evals", type=int, default=DEFAULT_EVALS)
+    parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--no-multiprocess", action="store_true")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/mlops-benchmarks-orchestration"))
+    args = parser.parse_args()
+    if args.max_evals < 1 or args.reps < 1:
+        parser.error(f"--max-evals and --reps must be >= 1, got {args.max_evals}, {args.reps}")
+    if not args.data.is_file():
+        parser.error(f"--data {args.data}: no such file")
+    settings = replace(
+        Settings(),
+        data=args.data,
+        target=args.target,
+        smoke=args.smoke,
+        reps=args.reps,
+        workdir=args.workdir,
+    )
+    if hasattr(settings, "positive"):
+        settings = replace(settings, positive=args.positive)
+    multiprocess = False if args.no_multiprocess else None
+    for figure in measure(settings, args.max_evals, multiprocess):
+        verdict = "" if figure.met is None else ("  met" if figure.met else "  NOT met")
+        print(f"{figure.name:<52} {figure.value:9.2f} {figure.unit:<2}{verdict}  {figure.note}")
+
+
+if __name__ == "__main__":
+    main()
