@@ -35,6 +35,7 @@ from mlops_assets.core.orphans import ReapReport, owner_tags, reap_orphans
 from mlops_assets.core.registry import connect
 from mlops_assets.core.thresholds import best_kappa_threshold
 from mlops_assets.core.tracking import TrackingTarget
+from mlops_assets.core.trial_fit import TREES_METRIC, TrialFitter, search_matrices
 from mlops_assets.core.trials import (
     ChildRunWriter,
     TrialCallback,
@@ -62,6 +63,8 @@ class SearchSettings:
         patience: Stop after this many trials without improvement; 0 disables.
         parallelism: Concurrent trials with ``SparkTrials`` (ignored sequentially).
         nthread: Threads per model fit.
+        early_stopping_rounds: Stop a trial's boosting after this many rounds without a
+            better validation ``eval_metric`` (XGBoost); 0 fits every ``n_estimators`` tree.
     """
 
     max_evals: int = 25
@@ -70,6 +73,7 @@ class SearchSettings:
     patience: int = 0
     parallelism: int = 2
     nthread: int = 2
+    early_stopping_rounds: int = 50
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,14 @@ def _end_run(status: str) -> None:
         logger.warning("could not mark MLflow run %s: %s", status, error)
 
 
+def final_parameters(best: TrialOutcome) -> dict[str, Any]:
+    """The winning trial's parameters with ``n_estimators`` set to the trees it kept."""
+    trees = best.metrics.get(TREES_METRIC)
+    if trees is None or "n_estimators" not in best.params:
+        return dict(best.params)
+    return {**best.params, "n_estimators": int(trees)}
+
+
 def _refit(
     splits: TrainingSplits, factory: ClassifierFactory, params: Mapping[str, Any]
 ) -> tuple[ModelBundle, Evaluation, Any]:
@@ -155,7 +167,9 @@ def _search(
     spark_session: Any | None,
 ) -> tuple[list[TrialOutcome], float]:
     fixed = {"seed": settings.seed, "nthread": settings.nthread}
-    objective = make_objective(factory, fixed, splits.train, splits.valid)
+    matrices = search_matrices(splits.train, splits.valid)
+    fitter = TrialFitter(matrices, settings.early_stopping_rounds)
+    objective = make_objective(factory, fixed, fitter)
     trials = make_trials(settings.parallelism, spark_session)
     recorder = TrialRecorder(children, settings.patience)
     started = time.perf_counter()
@@ -224,13 +238,14 @@ def train_and_log(
             splits, settings, factory, chosen_space, children, spark_session
         )
         best = max((outcome for outcome in outcomes if outcome.ok), key=lambda o: o.kappa)
-        params = {**best.params, "seed": settings.seed, "nthread": settings.nthread}
+        final_params = final_parameters(best)
+        params = {**final_params, "seed": settings.seed, "nthread": settings.nthread}
         bundle, valid, _ = _refit(splits, factory, params)
         test_scores = bundle.predict_proba(splits.test.features)
         test = evaluate(splits.test.labels, test_scores, bundle.threshold, "split 'test'")
         metrics = {**valid.metrics("valid_"), **test.metrics("test_")}
         images = curve_images(splits.test.labels, test_scores, test)
-        mlflow.log_params(best.params)
+        mlflow.log_params(final_params)
         mlflow.log_metrics({**metrics, "best_trial": best.number, "trials": len(outcomes)})
         with tempfile.TemporaryDirectory() as scratch:
             for name, png in images.items():
@@ -239,7 +254,7 @@ def train_and_log(
         model_uri = log_bundle(
             bundle,
             splits.valid.features,
-            extra={"metrics": metrics, "params": best.params, "lineage": lineage.tags()},
+            extra={"metrics": metrics, "params": final_params, "lineage": lineage.tags()},
         )
     except KeyboardInterrupt:
         _end_run("KILLED")
@@ -255,7 +270,7 @@ def train_and_log(
         experiment_id=experiment_id,
         model_uri=model_uri,
         threshold=bundle.threshold,
-        best_params=best.params,
+        best_params=final_params,
         metrics=metrics,
         lineage=lineage,
         trials_ok=sum(1 for outcome in outcomes if outcome.ok),

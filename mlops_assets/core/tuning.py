@@ -47,8 +47,9 @@ from hyperopt.pyll import scope
 
 from mlops_assets.constants import LABEL_COLUMN
 from mlops_assets.core.evaluation import evaluate
-from mlops_assets.core.model import ClassifierFactory, build_pipeline, positive_probability
+from mlops_assets.core.model import ClassifierFactory
 from mlops_assets.core.thresholds import best_kappa_threshold, check_binary_labels
+from mlops_assets.core.trial_fit import TREES_METRIC, TrialFitter, search_matrices
 from mlops_assets.core.trials import TrialOutcome, TrialRecorder, clean_params
 
 XGBOOST_SPACE: dict[str, Any] = {
@@ -86,39 +87,51 @@ class SplitData:
     labels: np.ndarray
 
 
-def fit_and_score(
+def score_trial(
     factory: ClassifierFactory,
     params: Mapping[str, Any],
     fixed: Mapping[str, Any],
-    train: SplitData,
-    valid: SplitData,
+    fitter: TrialFitter,
 ) -> dict[str, Any]:
-    """Fit one candidate on train, choose its threshold and score it on valid.
+    """Fit one candidate on the cached train matrix, choose its threshold, score it on valid.
 
     Returns:
-        A hyperopt result dict: ``loss`` (negative kappa), ``status``, ``metrics`` and the
-        ``params`` used; on any exception ``status`` is ``fail`` with the ``error`` named.
+        A hyperopt result dict: ``loss`` (negative kappa), ``status``, ``metrics`` (the
+        validation metrics, the trees kept after early stopping, timings) and the ``params``
+        used; on any exception ``status`` is ``fail`` with the ``error`` named.
     """
     try:
-        started, cpu_started = time.perf_counter(), time.process_time()
-        pipeline = build_pipeline(train.features, factory({**params, **fixed}))
-        pipeline.fit(train.features, train.labels)
-        fitted, cpu_fitted = time.perf_counter(), time.process_time()
-        scores = positive_probability(pipeline, valid.features)
-        scored = time.perf_counter()
-        choice = best_kappa_threshold(valid.labels, scores)
-        result = evaluate(valid.labels, scores, choice.threshold, "split 'valid'")
+        started = time.perf_counter()
+        fit = fitter.fit(factory({**params, **fixed}))
+        labels = fitter.matrices.valid_labels
+        choice = best_kappa_threshold(labels, fit.scores)
+        result = evaluate(labels, fit.scores, choice.threshold, "split 'valid'")
         metrics = result.metrics("valid_")
+        if fit.trees is not None:
+            metrics[TREES_METRIC] = float(fit.trees)
         metrics.update(
-            fit_seconds=fitted - started,
-            fit_cpu_seconds=cpu_fitted - cpu_started,  # all threads: wall x cores when idle
-            score_seconds=scored - fitted,
+            fit_seconds=fit.fit_seconds,
+            fit_cpu_seconds=fit.fit_cpu_seconds,  # all threads: wall x cores when idle
+            score_seconds=fit.score_seconds,
             trial_seconds=time.perf_counter() - started,
         )
         return {"loss": -result.kappa, "status": STATUS_OK, "metrics": metrics, "params": params}
     except Exception as error:  # a failed trial is reported, the search goes on
         error_text = f"{type(error).__name__}: {error}"
         return {"status": STATUS_FAIL, "error": error_text, "params": dict(params)}
+
+
+def fit_and_score(
+    factory: ClassifierFactory,
+    params: Mapping[str, Any],
+    fixed: Mapping[str, Any],
+    train: SplitData,
+    valid: SplitData,
+    early_stopping_rounds: int = 0,
+) -> dict[str, Any]:
+    """One stand-alone trial: preprocess ``train``/``valid``, then :func:`score_trial`."""
+    matrices = search_matrices(train, valid)
+    return score_trial(factory, params, fixed, TrialFitter(matrices, early_stopping_rounds))
 
 
 @dataclass(frozen=True)
@@ -160,15 +173,12 @@ def prepare_splits(
 
 
 def make_objective(
-    factory: ClassifierFactory,
-    fixed: Mapping[str, Any],
-    train: SplitData,
-    valid: SplitData,
+    factory: ClassifierFactory, fixed: Mapping[str, Any], fitter: TrialFitter
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """Return the hyperopt objective (picklable for ``SparkTrials``)."""
 
     def objective(params: dict[str, Any]) -> dict[str, Any]:
-        return fit_and_score(factory, clean_params(params), fixed, train, valid)
+        return score_trial(factory, clean_params(params), fixed, fitter)
 
     return objective
 
