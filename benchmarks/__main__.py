@@ -6,7 +6,10 @@ the JSON results and ``BENCHMARKS.md``. Exit code 1 when any benchmark failed.
 Usage (from the repository root):
   .venv/bin/python -m benchmarks [--data PATH] [--target COL] [--positive LABEL] [--smoke]
       [--only a,b] [--reps N] [--warmup N] [--full] [--json PATH] [--markdown PATH]
-      [--workdir DIR] [--note TEXT]
+      [--workdir DIR] [--note TEXT] [--timeout SECONDS]
+
+The reports are rewritten after each benchmark; one stopped (``--timeout``) is reported as
+failed, and those a stopped run did not reach as "not run in this session".
 
 ``--smoke`` runs every benchmark on a 3,000-row sample with one repetition, no warm-up,
 tiny budgets and short serving windows (Spark and ``mlflow models serve`` skipped), in
@@ -27,7 +30,14 @@ from pathlib import Path
 
 from benchmarks import machine
 from benchmarks.harness import DEFAULT_DATA, Settings, smoke_sample
-from benchmarks.report import SuiteReport, console_table, write_json, write_markdown
+from benchmarks.report import (
+    BenchmarkRun,
+    SuiteReport,
+    console_table,
+    not_run,
+    write_json,
+    write_markdown,
+)
 from benchmarks.suite import BENCHMARKS, run_benchmark, select
 from mlops_assets.core.paths import PROJECT_ROOT
 
@@ -47,6 +57,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, default=PROJECT_ROOT / "BENCHMARKS.md")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch folder (kept)")
     parser.add_argument("--note", action="append", default=[], help="line for the report top")
+    parser.add_argument(
+        "--timeout", type=float, default=None, help="seconds per benchmark before it is stopped"
+    )
     args = parser.parse_args(argv)
     if not args.data.is_file():
         parser.error(f"--data {args.data}: no such file")
@@ -83,6 +96,31 @@ def main(argv: list[str] | None = None) -> int:
         full=args.full,
     )
     print(f"{command}\nworkdir {workdir}; load average {os.getloadavg()[0]:.1f}", flush=True)
+
+    def report(runs: list[BenchmarkRun]) -> SuiteReport:
+        done = {run.name for run in runs}
+        notes = [
+            *args.note,
+            f"Load average (1 min) {facts['load_average_1m']} at the start and "
+            f"{os.getloadavg()[0]:.2f} at the end on {facts['cores']} cores: absolute times "
+            "drift with the load of a shared machine; side-by-side ratios are steadier.",
+        ]
+        return SuiteReport(
+            command=command,
+            started_utc=started,
+            finished_utc=now(),
+            machine=facts,
+            settings={
+                key: str(value) if isinstance(value, Path) else value
+                for key, value in dataclasses.asdict(settings).items()
+                if key != "workdir"
+            }
+            | {"data": str(args.data)},
+            runs=(*runs, *(not_run(name) for name in args.names if name not in done)),
+            notes=tuple(notes),
+        )
+
+    runs: list[BenchmarkRun] = []
     try:
         if settings.smoke:
             try:
@@ -90,44 +128,29 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError as error:
                 print(f"python -m benchmarks: error: {error}", file=sys.stderr)
                 return 2
-        runs = []
         for name in args.names:
             print(f"[{name}] ...", flush=True)
             bench = dataclasses.replace(settings, workdir=settings.workdir / name)
             bench.workdir.mkdir(parents=True, exist_ok=True)
-            run = run_benchmark(name, bench, lambda line: print(line, file=sys.stderr))
+            say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+            run = run_benchmark(name, bench, say, args.timeout)
             runs.append(run)
             print(f"[{name}] {run.status} in {run.seconds:.1f} s", flush=True)
+            write_json(report(runs), args.json)  # after each one: a stopped run keeps these
+            write_markdown(report(runs), args.markdown)
+    except KeyboardInterrupt:
+        print("interrupted: the reports name the benchmarks not run", file=sys.stderr)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
-    notes = list(args.note)
-    notes.append(
-        f"Load average (1 min) {facts['load_average_1m']} at the start and "
-        f"{os.getloadavg()[0]:.2f} at the end on {facts['cores']} cores: absolute times drift "
-        "with the load of a shared machine; the side-by-side ratios are the steadier figures."
-    )
-    report = SuiteReport(
-        command=command,
-        started_utc=started,
-        finished_utc=now(),
-        machine=facts,
-        settings={
-            key: str(value) if isinstance(value, Path) else value
-            for key, value in dataclasses.asdict(settings).items()
-            if key != "workdir"
-        }
-        | {"data": str(args.data)},
-        runs=tuple(runs),
-        notes=tuple(notes),
-    )
+    final = report(runs)
     print()
-    print(console_table(report.runs))
-    write_json(report, args.json)
-    write_markdown(report, args.markdown)
+    print(console_table(final.runs))
+    write_json(final, args.json)
+    write_markdown(final, args.markdown)
     print(f"\nwrote {args.json} and {args.markdown}")
-    if report.failed:
-        print(f"FAILED: {', '.join(report.failed)}", file=sys.stderr)
+    if final.failed or final.unfinished:
+        print(f"FAILED: {', '.join(final.failed + final.unfinished)}", file=sys.stderr)
         return 1
     return 0
 

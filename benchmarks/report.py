@@ -11,6 +11,7 @@ from typing import Any
 from benchmarks.harness import Figure
 
 COLUMNS = ("benchmark", "figure", "median", "spread", "unit", "target", "met")
+NOT_RUN = "not run"
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,15 @@ class BenchmarkRun:
         statuses = {figure.status for figure in self.figures}
         if "failed" in statuses or not self.figures:
             return "failed"
-        return "skipped" if statuses == {"skipped"} else "ok"
+        if statuses == {NOT_RUN}:
+            return NOT_RUN
+        return "skipped" if statuses <= {"skipped", NOT_RUN} else "ok"
+
+
+def not_run(name: str, reason: str = "not run in this session") -> BenchmarkRun:
+    """The placeholder of a benchmark the run did not reach (stopped, or still to come)."""
+    figure = Figure(name, "not run", math.nan, "", note=reason, status=NOT_RUN)
+    return BenchmarkRun(name, 0.0, (figure,))
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,11 @@ class SuiteReport:
     def failed(self) -> list[str]:
         """Names of the benchmarks that failed."""
         return [run.name for run in self.runs if run.status == "failed"]
+
+    @property
+    def unfinished(self) -> list[str]:
+        """Names of the benchmarks not run (the run was stopped before them)."""
+        return [run.name for run in self.runs if run.status == NOT_RUN]
 
 
 def number(value: float | None) -> str:

@@ -7,9 +7,12 @@ killed process) into a ``failed`` figure instead of the end of the suite.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import multiprocessing as mp
+import os
 import queue
+import signal
 import time
 import traceback
 import warnings
@@ -69,17 +72,88 @@ def _child(name: str, settings: Settings, out: mp.Queue) -> None:
         out.put(("failed", [failed(name, error)], traceback.format_exc()))
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children first found, then theirs), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, pending = [], list(children.get(pid, []))
+    while pending:
+        child = pending.pop()
+        found.append(child)
+        pending.extend(children.get(child, []))
+    return found
+
+
+def stop_tree(process: mp.process.BaseProcess, grace_s: float = 10.0) -> None:
+    """SIGTERM a benchmark child and everything it started (servers, JVMs), then SIGKILL."""
+    pids = [process.pid, *descendants(process.pid)]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.2)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.join(5)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def run_benchmark(
-    name: str, settings: Settings, say: Callable[[str], None] = lambda line: None
+    name: str,
+    settings: Settings,
+    say: Callable[[str], None] = lambda line: None,
+    timeout_s: float | None = None,
 ) -> BenchmarkRun:
-    """Run benchmark ``name`` in a spawned child process and collect its figures."""
+    """Run benchmark ``name`` in a spawned child process and collect its figures.
+
+    Args:
+        name: A registered benchmark.
+        settings: What it gets.
+        say: Where the child's traceback goes when it fails.
+        timeout_s: Stop the child and everything it started after this many seconds and
+            report the benchmark as failed; None: no limit.
+    """
     context = mp.get_context("spawn")
     out = context.Queue()
     process = context.Process(target=_child, args=(name, settings, out), name=f"bench-{name}")
     started = time.perf_counter()
     process.start()
     message = None
+    try:
+        message = _wait(name, process, out, started, timeout_s)
+    finally:
+        if message is None or message[0] == "timeout":
+            stop_tree(process)
+    process.join()
+    if message[0] == "timeout":
+        error = TimeoutError(f"no result after {timeout_s:g} s (--timeout); stopped")
+        message = ("failed", [failed(name, error)], "")
+    if message[0] == "failed" and len(message) > 2 and message[2]:
+        say(f"{name} failed:\n{message[2]}")
+    return BenchmarkRun(name, time.perf_counter() - started, tuple(message[1]))
+
+
+def _wait(name, process, out, started: float, timeout_s: float | None) -> tuple:
+    message = None
     while message is None:
+        if timeout_s is not None and time.perf_counter() - started > timeout_s:
+            return ("timeout",)
         try:
             message = out.get(timeout=1.0)
         except queue.Empty:
@@ -92,7 +166,4 @@ def run_benchmark(
                         "without reporting (killed for memory?)"
                     )
                     message = ("failed", [failed(name, error)], "")
-    process.join()
-    if message[0] == "failed" and len(message) > 2 and message[2]:
-        say(f"{name} failed:\n{message[2]}")
-    return BenchmarkRun(name, time.perf_counter() - started, tuple(message[1]))
+    return message

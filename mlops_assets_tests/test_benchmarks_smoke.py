@@ -8,7 +8,9 @@ credit-card schema, writing the JSON and markdown under ``tmp_path`` (never the 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +21,26 @@ from benchmarks.suite import BENCHMARKS
 from mlops_assets.core import synthetic
 from mlops_assets.core.paths import PROJECT_ROOT
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+def run_suite(command: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+    """Run the suite in its own session; on a timeout stop it and every benchmark child."""
+    process = subprocess.Popen(
+        command,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"smoke suite took over {timeout_s} s:\n{stdout[-3000:]}\n{stderr[-3000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def test_smoke_suite_runs_every_benchmark_and_writes_its_reports(tmp_path: Path) -> None:
@@ -32,9 +53,7 @@ def test_smoke_suite_runs_every_benchmark_and_writes_its_reports(tmp_path: Path)
     command = [sys.executable, "-m", "benchmarks", "--smoke", "--data", str(data)]
     command += ["--json", str(results), "--markdown", str(markdown)]
     command += ["--workdir", str(tmp_path / "work")]
-    done = subprocess.run(
-        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=400, check=False
-    )
+    done = run_suite(command, timeout_s=540)
 
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     body = json.loads(results.read_text())
@@ -85,13 +104,10 @@ def test_a_failing_benchmark_is_reported_and_the_suite_goes_on(tmp_path: Path) -
         data, index=False
     )
     results, markdown = tmp_path / "r.json", tmp_path / "B.md"
-    done = subprocess.run(
+    done = run_suite(
         [sys.executable, "-m", "benchmarks", "--smoke", "--only", "serving,resampling"]
         + ["--data", str(data), "--json", str(results), "--markdown", str(markdown)],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        timeout_s=300,
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "FAILED: serving" in done.stderr
