@@ -21,15 +21,24 @@ from mlops_assets.core.orphans import (
     process_start,
     reap_orphans,
 )
+from mlops_assets.core.tracking import TrackingTarget
+from mlops_assets.core.training import SearchSettings, train_and_log
+from mlops_assets_tests.core.training_fixtures import TINY_SPACE, bank_splits, lineage
+from mlops_assets_tests.serving.registry import fast_model_logging
 
 HOST = socket.gethostname()
 
 
+@pytest.fixture(scope="module")
+def store_uri(tmp_path_factory) -> str:
+    """One SQLite store per module (creating one costs seconds); one experiment per test."""
+    return f"sqlite:///{tmp_path_factory.mktemp('orphans') / 'mlflow.db'}"
+
+
 @pytest.fixture()
-def store(tmp_path) -> tuple[MlflowClient, str]:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment = client.create_experiment("orphans", (tmp_path / "artifacts").as_uri())
+def store(store_uri, tmp_path, request) -> tuple[MlflowClient, str]:
+    client = MlflowClient(tracking_uri=store_uri, registry_uri=store_uri)
+    experiment = client.create_experiment(request.node.name, (tmp_path / "artifacts").as_uri())
     return client, experiment
 
 
@@ -129,3 +138,22 @@ def test_running_child_of_a_finished_parent_is_reaped(store) -> None:
 
     assert [run.run_id for run in report.reaped] == [child]
     assert status(client, child) == "KILLED"
+
+
+def test_train_and_log_reaps_before_its_search_and_tags_its_owner(
+    shared_data, store, dead_pid
+) -> None:
+    client, experiment = store
+    name = client.get_experiment(experiment).name
+    target = TrackingTarget(client.tracking_uri, name)
+    orphan = parent_run(client, experiment, **owner(dead_pid))
+    with fast_model_logging():
+        report = train_and_log(
+            target, bank_splits(shared_data, 600), lineage(), SearchSettings(1), space=TINY_SPACE
+        )
+    assert [run.run_id for run in report.reaped.reaped] == [orphan]
+    assert status(client, orphan) == "KILLED"
+    parent = client.get_run(report.model.run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags[OWNER_PID_TAG] == str(os.getpid())
+    assert parent.data.tags[OWNER_HOST_TAG] == HOST
