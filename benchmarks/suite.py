@@ -24,15 +24,15 @@ from benchmarks.report import BenchmarkRun
 BENCHMARKS = (
     "ingestion",
     "delta_engines",
-    "tuning",
     "resampling",
-    "serving",
     "drift",
+    "serving",
+    "tuning",
+    "closed_loop",
     "scaling",
     "orchestration",
-    "closed_loop",
 )
-"""Suite order: cheap data benchmarks first, the whole closed loop last."""
+"""Suite order: the target benchmarks first, the long scaling and orchestration runs last."""
 
 MODULES = {"tuning": "benchmarks.tuning_suite", "serving": "benchmarks.serving_suite"}
 """Benchmarks whose ``suite`` lives beside their script (owned by other modules' authors)."""

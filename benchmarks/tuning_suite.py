@@ -102,7 +102,7 @@ def suite(settings: Settings) -> list[Figure]:
     params = candidates(k)
     hist = per_trial(xgboost_classifier, params, data)
     exact = per_trial(exact_classifier, params, data)
-    same = f"same {k} candidates from the space (seed 0); {rows}"
+    same = f"median of the same {k} candidates (space, seed 0; spread across them); {rows}"
     figures = [
         timing(NAME, "hist s/trial (fit+score)", hist, note=same),
         timing(NAME, "exact s/trial (fit+score)", exact, note=same),
