@@ -69,12 +69,19 @@ def corrupt(kind: str, csv: bytes) -> tuple[str, bytes, str]:
     raise ValueError(kind)
 
 
-@pytest.fixture()
-def world(tmp_path):
-    registry = TestRegistry.create(tmp_path / "mlflow", model_name=MODEL)
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> tuple[TestRegistry, int]:
+    """One registry for the module (a SQLite store costs seconds) with a champion."""
+    registry = TestRegistry.create(tmp_path_factory.mktemp("mlflow"), model_name=MODEL)
     with registry_uri(registry.tracking_uri):
         champion = registry.register(xgb_bundle(seed=0, trees=3))
     registry.set_alias("champion", champion)
+    return registry, champion
+
+
+@pytest.fixture()
+def world(registry, tmp_path):
+    registry, champion = registry
     resources = {
         "lakehouse": Lakehouse(root=str(tmp_path / "lake")),
         "mlflow": MlflowRegistry(tracking_uri=registry.tracking_uri, model_name=MODEL),
