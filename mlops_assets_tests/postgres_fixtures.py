@@ -107,9 +107,18 @@ class PostgresServer:
         """
         if not database.isidentifier():
             raise ValueError(f"database name {database!r} is not a plain identifier")
-        with self.connect("postgres") as connection, connection.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE {database}")
+        self.query("postgres", f"CREATE DATABASE {database}")
         return database
+
+    def query(self, database: str, sql: str, *args: object) -> list[tuple]:
+        """Run one statement on ``database`` (autocommit) and return its rows (none: [])."""
+        connection = self.connect(database)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, args or None)
+                return cursor.fetchall() if cursor.description is not None else []
+        finally:
+            connection.close()
 
     def dagster_env(self, database: str = "dagster") -> dict[str, str]:
         """The ``DAGSTER_PG_*`` variables ``deploy/production/dagster.yaml`` reads."""

@@ -67,9 +67,7 @@ def production_env(
 
 
 def _rows(postgres: PostgresServer, database: str, sql: str, *args: object) -> list[tuple]:
-    with postgres.connect(database) as connection, connection.cursor() as cursor:
-        cursor.execute(sql, args)
-        return cursor.fetchall()
+    return postgres.query(database, sql, *args)
 
 
 def test_production_profile_runs_on_postgres_mlflow_server_and_spark(
