@@ -1,17 +1,21 @@
 """Faults during deployment, against a real ``mlops serve`` process serving version 1.
 
-* The tracking server is unreachable (nothing listens on its port, or it accepts and never
-  answers): ``model_deployment`` fails fast with a message naming the tracking URI, and the
-  old version keeps serving.
+* The tracking server is unreachable (nothing listens on its port, it accepts and never
+  answers, or its health is fine but every store call answers 503): ``model_deployment``
+  fails fast with a message naming the tracking URI, and the old version keeps serving.
 * A registry version whose artifact directory is gone: the server refuses it, the deployment
   rolls the champion alias back, and the old version keeps serving.
 """
 
 from __future__ import annotations
 
+import http.server
 import shutil
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -92,7 +96,45 @@ def predicted_version(server) -> int:
     return int(response.json()["model_version"])
 
 
-@pytest.mark.parametrize("kind", ["refused", "hung"])
+class BrokenBackend(http.server.BaseHTTPRequestHandler):
+    """A tracking server whose ``/health`` is fine but whose store answers 503 to every call."""
+
+    def answer(self) -> None:
+        healthy = self.path == "/health"
+        body = b"OK" if healthy else b'{"error_code": "TEMPORARILY_UNAVAILABLE"}'
+        self.send_response(200 if healthy else 503)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = answer
+
+    def log_message(self, *args) -> None:
+        """Quiet."""
+
+
+@contextmanager
+def dead_tracking_server(kind: str) -> Iterator[str]:
+    """The URI of a tracking server that refuses, hangs, or answers 503 behind a good health."""
+    if kind == "refused":  # nothing listens there
+        yield f"http://127.0.0.1:{free_port()}"
+    elif kind == "hung":  # accepts connections (kernel backlog), never answers
+        with socket.socket() as blackhole:
+            blackhole.bind(("127.0.0.1", 0))
+            blackhole.listen(16)
+            yield f"http://127.0.0.1:{blackhole.getsockname()[1]}"
+    else:
+        broken = http.server.ThreadingHTTPServer(("127.0.0.1", 0), BrokenBackend)
+        thread = threading.Thread(target=broken.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{broken.server_address[1]}"
+        finally:
+            broken.shutdown()
+            broken.server_close()
+
+
+@pytest.mark.parametrize("kind", ["refused", "hung", "backend_503"])
 def test_tracking_server_unreachable_fails_fast_and_old_version_serves(
     world, kind, monkeypatch
 ) -> None:
@@ -100,14 +142,7 @@ def test_tracking_server_unreachable_fails_fast_and_old_version_serves(
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
     assert model_info(server)["version"] == v1
-    with socket.socket() as blackhole:  # "hung": accepts connections, never answers
-        if kind == "hung":
-            blackhole.bind(("127.0.0.1", 0))
-            blackhole.listen(16)
-            port = blackhole.getsockname()[1]
-        else:
-            port = free_port()  # nothing listens there
-        dead_uri = f"http://127.0.0.1:{port}"
+    with dead_tracking_server(kind) as dead_uri:
         result, seconds = deploy(world, dead_uri)
     reason = failure_of(result)
     print(f"injected: tracking server {dead_uri} {kind}; deployment failed after {seconds:.1f} s")
@@ -139,7 +174,8 @@ def test_version_with_missing_artifacts_is_refused_and_rolled_back(world) -> Non
 
     reason = failure_of(result)
     print(f"injected: deleted {artifacts} of version {v2}, champion alias moved to it")
-    print(f"checked: deployment failed after {seconds:.1f} s: {reason.splitlines()[-1][:200]!r}")
+    [line] = [text for text in reason.splitlines() if "could not load" in text][:1]
+    print(f"checked: deployment failed after {seconds:.1f} s: {line[:200]!r}")
     assert not result.success
     assert f"could not load version {v2}" in reason
     assert f"rolled back to version {v1}, which serves" in reason
