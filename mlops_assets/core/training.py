@@ -4,8 +4,9 @@
 :func:`mlops_assets.core.tuning.prepare_splits`. It checks the budget and that the tracking
 store answers before anything is logged, opens the parent run with the lineage tags, runs the
 search
-(:mod:`mlops_assets.core.tuning`), refits the best candidate on the train rows, chooses
-its threshold on the validation rows, evaluates it once on the test rows, and logs the
+(:mod:`mlops_assets.core.tuning`), refits the best candidate and chooses its threshold on the
+validation rows (:mod:`mlops_assets.core.final_model`), evaluates it once on the test rows,
+and logs the
 model (:func:`mlops_assets.core.model_io.log_bundle`), the metrics and the curve images.
 However the search ends (error, interrupt), no run is left in the RUNNING state; a process
 killed outright (SIGKILL) cannot end its runs, so every search first reaps the RUNNING runs
@@ -24,18 +25,16 @@ from typing import Any
 
 import mlflow
 
-from mlops_assets.core.contract import contract_from_frame
 from mlops_assets.core.evaluation import Evaluation, curve_images, evaluate
+from mlops_assets.core.final_model import final_parameters, refit_final
 from mlops_assets.core.lineage import Lineage
-from mlops_assets.core.model import ClassifierFactory, build_pipeline, positive_probability
+from mlops_assets.core.model import ClassifierFactory
 from mlops_assets.core.model import xgboost_classifier as default_factory
-from mlops_assets.core.model_bundle import ModelBundle
 from mlops_assets.core.model_io import log_bundle
 from mlops_assets.core.orphans import ReapReport, owner_tags, reap_orphans
 from mlops_assets.core.registry import connect
-from mlops_assets.core.thresholds import best_kappa_threshold
 from mlops_assets.core.tracking import TrackingTarget
-from mlops_assets.core.trial_fit import TREES_METRIC, TrialFitter, search_matrices
+from mlops_assets.core.trial_fit import TrialFitter, search_matrices
 from mlops_assets.core.trials import (
     ChildRunWriter,
     TrialCallback,
@@ -65,6 +64,9 @@ class SearchSettings:
         nthread: Threads per model fit.
         early_stopping_rounds: Stop a trial's boosting after this many rounds without a
             better validation ``eval_metric`` (XGBoost); 0 fits every ``n_estimators`` tree.
+        refit_rows: Rows the final model is fitted on, ``"train"`` or ``"train+valid"``
+            (threshold from validation scores of the train-only fit either way; see
+            :mod:`mlops_assets.core.final_model`).
     """
 
     max_evals: int = 25
@@ -74,6 +76,7 @@ class SearchSettings:
     parallelism: int = 2
     nthread: int = 2
     early_stopping_rounds: int = 50
+    refit_rows: str = "train"
 
 
 @dataclass(frozen=True)
@@ -112,10 +115,12 @@ class TrainingReport:
         valid: Metrics of the refitted model on the validation split.
         test: Metrics on the test split.
         images: PNG images by file name (ROC, PR, confusion matrix on test).
-        search_seconds: Wall time of the search (child-run logging included).
+        search_seconds: Wall time of the search (preprocessing and child-run logging included).
         fit_seconds: Time spent fitting models inside trials.
         score_seconds: Time spent predicting the validation split inside trials.
         outcomes: Every trial, in order.
+        search_cpu_seconds: CPU time (user + system, all threads of this process) of the
+            search: what it costs whatever else loads the machine.
         reaped: Orphaned runs of dead owners ended before the search (None: not checked).
     """
 
@@ -128,6 +133,7 @@ class TrainingReport:
     score_seconds: float
     outcomes: tuple[TrialOutcome, ...] = field(repr=False)
     reaped: ReapReport | None = None
+    search_cpu_seconds: float = 0.0
 
 
 def _end_run(status: str) -> None:
@@ -138,26 +144,6 @@ def _end_run(status: str) -> None:
         logger.warning("could not mark MLflow run %s: %s", status, error)
 
 
-def final_parameters(best: TrialOutcome) -> dict[str, Any]:
-    """The winning trial's parameters with ``n_estimators`` set to the trees it kept."""
-    trees = best.metrics.get(TREES_METRIC)
-    if trees is None or "n_estimators" not in best.params:
-        return dict(best.params)
-    return {**best.params, "n_estimators": int(trees)}
-
-
-def _refit(
-    splits: TrainingSplits, factory: ClassifierFactory, params: Mapping[str, Any]
-) -> tuple[ModelBundle, Evaluation, Any]:
-    pipeline = build_pipeline(splits.train.features, factory(params))
-    pipeline.fit(splits.train.features, splits.train.labels)
-    valid_scores = positive_probability(pipeline, splits.valid.features)
-    choice = best_kappa_threshold(splits.valid.labels, valid_scores)
-    valid = evaluate(splits.valid.labels, valid_scores, choice.threshold, "split 'valid'")
-    contract = contract_from_frame(splits.valid.features)
-    return ModelBundle(pipeline, choice.threshold, contract), valid, valid_scores
-
-
 def _search(
     splits: TrainingSplits,
     settings: SearchSettings,
@@ -165,24 +151,24 @@ def _search(
     space: Mapping[str, Any],
     children: ChildRunWriter,
     spark_session: Any | None,
-) -> tuple[list[TrialOutcome], float]:
+) -> tuple[list[TrialOutcome], float, float]:
     fixed = {"seed": settings.seed, "nthread": settings.nthread}
+    started, cpu_started = time.perf_counter(), time.process_time()  # preprocessing included
     matrices = search_matrices(splits.train, splits.valid)
     fitter = TrialFitter(matrices, settings.early_stopping_rounds)
     objective = make_objective(factory, fixed, fitter)
     trials = make_trials(settings.parallelism, spark_session)
     recorder = TrialRecorder(children, settings.patience)
-    started = time.perf_counter()
     outcomes = run_search(
         objective, space, trials, recorder, settings.max_evals, settings.seed, settings.timeout_s
     )
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     if not outcomes:
         raise SearchFailedError(f"no trial finished within the timeout of {settings.timeout_s} s")
     if not any(outcome.ok for outcome in outcomes):
         first = outcomes[0].error
         raise SearchFailedError(f"all {len(outcomes)} trials of the search failed; first: {first}")
-    return outcomes, seconds
+    return outcomes, seconds, cpu_seconds
 
 
 def train_and_log(
@@ -234,13 +220,14 @@ def train_and_log(
     try:
         mlflow.log_params({f"search.{key}": value for key, value in vars(settings).items()})
         children = ChildRunWriter(parent, on_trial, settings.max_evals)
-        outcomes, search_seconds = _search(
+        outcomes, search_seconds, search_cpu = _search(
             splits, settings, factory, chosen_space, children, spark_session
         )
         best = max((outcome for outcome in outcomes if outcome.ok), key=lambda o: o.kappa)
         final_params = final_parameters(best)
         params = {**final_params, "seed": settings.seed, "nthread": settings.nthread}
-        bundle, valid, _ = _refit(splits, factory, params)
+        final = refit_final(splits, factory, params, settings.refit_rows)
+        bundle, valid = final.bundle, final.valid
         test_scores = bundle.predict_proba(splits.test.features)
         test = evaluate(splits.test.labels, test_scores, bundle.threshold, "split 'test'")
         metrics = {**valid.metrics("valid_"), **test.metrics("test_")}
@@ -286,4 +273,5 @@ def train_and_log(
         score_seconds,
         tuple(outcomes),
         reaped,
+        search_cpu,
     )

@@ -1,6 +1,7 @@
 """Training assets (group ``training``): the tuned model and its registered version."""
 
 import base64
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
@@ -37,6 +38,16 @@ class TuningConfig(dg.Config):
         default=2, description="Concurrent trials with SparkTrials (Spark engine only)."
     )
     nthread: int = Field(default=2, description="Threads per model fit.")
+    early_stopping_rounds: int = Field(
+        default=SearchSettings.early_stopping_rounds,
+        description="Stop a trial's boosting after this many rounds without a better "
+        "validation score (n_estimators is then an upper bound); 0: fit every tree.",
+    )
+    refit_rows: Literal["train", "train+valid"] = Field(
+        default=SearchSettings.refit_rows,
+        description="Rows the final model is refitted on; its threshold always comes from "
+        "validation scores of the train-only fit.",
+    )
     exclude_columns: list[str] = Field(
         default=["Time"], description="Columns never used as features (absent ones ignored)."
     )
@@ -150,6 +161,8 @@ def tuned_model(
         patience=config.patience,
         parallelism=config.parallelism,
         nthread=config.nthread,
+        early_stopping_rounds=config.early_stopping_rounds,
+        refit_rows=config.refit_rows,
     )
     report = train_and_log(
         mlflow.target(),
