@@ -10,9 +10,14 @@ Stages (the real ``core`` functions, in the order the assets call them):
   splits      read ``transactions``, canonical order, stratified split, write ``training_splits``
   resample    read the train split, ADASYN (ratio 0.1), write ``resampled_train``
   read_splits read ``training_splits`` back into pandas
+  resample_smote  SMOTE on the same train rows in memory (the alternative to ADASYN)
   fit         one XGBoost pipeline fit on the resampled train rows (fixed parameters)
   drift       ``detect_drift``: train split (capped at 50,000) vs the test split
   score       the model bundle's ``predict`` over every row of ``training_splits``
+
+Each real row appears about ``factor`` times (with noise), so at 16x a row's nearest
+neighbours are mostly its own noisy copies: neighbour-based stages (ADASYN, SMOTE) see a
+denser, more clustered space than 16x genuinely new rows would give.
 
 Per stage: seconds and peak RSS of the child's process tree (the Spark JVM included), and
 the growth exponent log(t_16 / t_1) / log(16) (1: linear; above 1.15: worse than linear).
@@ -51,6 +56,12 @@ SCALE_PATHS = {
     "dropDuplicates, distributed.",
     "splits": "canonical ordering sorts every row in memory; the Spark engine can split by a "
     "per-row hash without a global sort.",
+    "drift": "the reference is capped (50,000 rows) and the domain classifier too (20,000 per "
+    "side), Evidently's tests run over the whole current window: bound it with the last_rows "
+    "window mode.",
+    "score": "batch scoring is independent per row: on Spark, mlflow.pyfunc.spark_udf over "
+    "partitions.",
+    "resample_smote": "SMOTE's neighbour search is among positives only (O(positives^2)).",
     "fit": "XGBoost hist is O(rows x trees); beyond one machine: xgboost.spark on the Spark "
     "engine.",
 }

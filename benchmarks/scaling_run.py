@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -105,7 +106,7 @@ def _stages(job: dict[str, Any], stage) -> None:
     from mlops_assets.core.ingestion import refine_transactions, write_raw
     from mlops_assets.core.model import build_pipeline, xgboost_classifier
     from mlops_assets.core.model_bundle import ModelBundle
-    from mlops_assets.core.resampling import resample_table
+    from mlops_assets.core.resampling import resample, resample_table
     from mlops_assets.core.sources import LoadedSource, TargetSpec
     from mlops_assets.core.splits import SplitFractions, feature_columns, split_frames, split_table
 
@@ -138,6 +139,11 @@ def _stages(job: dict[str, Any], stage) -> None:
     table = stage("read_splits", lambda: engine.read(splits.ref.name, splits.ref.version))
     held["parts"] = split_frames(table)
     columns = feature_columns(table, EXCLUDED_FEATURES)
+    stage(  # the alternative whose neighbour search stays among the positives
+        "resample_smote",
+        lambda: resample(held["parts"].train, "smote", seed=42),
+        lambda r: f"{r.rows_before:,} -> {r.rows_after:,} rows (in memory, not written)",
+    )
 
     def fit() -> Any:
         train = held.pop("train")
@@ -186,6 +192,12 @@ def run_size(job: dict[str, Any], timeout_s: float = CHILD_TIMEOUT_S) -> tuple[l
             error = message["error"]
             break
         records.append(message)
+        print(
+            f"[scaling] {job['engine']} {job['factor']}x {message['stage']}: "
+            f"{message['seconds']:.2f} s, peak {message['peak_mib']:.0f} MiB {message['note']}",
+            file=sys.stderr,
+            flush=True,
+        )
     child.join(timeout=30)
     if child.is_alive():
         child.kill()
