@@ -184,29 +184,10 @@ def run(args: argparse.Namespace) -> dict:
     python = sys.executable
     launch = "import sys; from mlops_assets.cli import main; main(sys.argv[1:])"
     ports = {name: free_port() for name in ("ours+log", "ours-nolog", "mlflow")}
-    common = ["serve", "--tracking-uri", tracking, "--log-level", "warning"]
+    common = ["serve", "--tracking-uri", tracking, "--log-level", "warning", "--port"]
     servers = {
-        "ours+log": [
-            python,
-            "-c",
-            launch,
-            "--state-dir",
-            str(folder / "s1"),
-            *common,
-            "--port",
-            str(ports["ours+log"]),
-        ],
-        "ours-nolog": [
-            python,
-            "-c",
-            launch,
-            "--state-dir",
-            str(folder / "s2"),
-            *common,
-            "--port",
-            str(ports["ours-nolog"]),
-            "--no-log",
-        ],
+        "ours+log": [python, "-c", launch, "--state-dir", str(folder / "s1"), *common],
+        "ours-nolog": [python, "-c", launch, "--state-dir", str(folder / "s2"), *common],
         "mlflow": [
             str(Path(python).with_name("mlflow")),
             "models",
@@ -219,6 +200,8 @@ def run(args: argparse.Namespace) -> dict:
             str(ports["mlflow"]),
         ],
     }
+    servers["ours+log"].append(str(ports["ours+log"]))
+    servers["ours-nolog"] += [str(ports["ours-nolog"]), "--no-log"]
     wanted = {"ours+log/inv": "ours+log"}
     needed = {wanted.get(target, target) for target in args.targets}
     bin_dir = str(Path(python).parent)  # mlflow serve execs `uvicorn` from PATH
@@ -296,10 +279,15 @@ def report(results: dict, args: argparse.Namespace) -> None:
                     )
                     line.append(f"{target}/mlflow {ratio:.1f}x")
         if {"ours+log", "ours-nolog"} <= set(args.targets):
-            cost = 1 - median("ours+log", concurrency, "rps") / median(
-                "ours-nolog", concurrency, "rps"
+            on, off = results[("ours+log", concurrency)], results[("ours-nolog", concurrency)]
+            ratio = statistics.median(r["rps"] for r in on) / statistics.median(
+                r["rps"] for r in off
             )
-            line.append(f"logging cost {cost * 100:.0f} % of throughput")
+            paired = statistics.median(a["rps"] / b["rps"] for a, b in zip(on, off, strict=True))
+            line.append(
+                f"logging on/off {ratio:.2f} (cost {(1 - ratio) * 100:.0f} % of throughput; "
+                f"median of the rounds' own ratios {paired:.2f})"
+            )
         print("  ".join(line))
     if "ours+log" in args.targets and 1 in args.concurrency:
         p50 = median("ours+log", 1, "p50_ms")

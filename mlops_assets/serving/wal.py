@@ -4,21 +4,24 @@ Records go to preallocated, zero-filled segment files (``wal-<first lsn>.seg``, 
 :mod:`~mlops_assets.serving.wal_segments`). The pipeline has two stages:
 
 * on the event loop, a request frames and writes its record at once with one ``pwrite``
-  (page cache, no wait), wakes an idle sync thread and awaits;
-* sync threads run ``fdatasync``: each call makes durable everything written before it
-  started, then one ``call_soon_threadsafe`` resumes all those requests. Records written while
-  every thread is busy form the next group (leader/follower), and with two threads a new group
-  need not wait for the flush in flight to finish before its own starts.
+  (page cache, no wait), asks for a flush if fewer than ``sync_threads`` are in flight, and
+  awaits;
+* a sync helper process (:mod:`~mlops_assets.serving.wal_syncer`) runs ``fdatasync``: each
+  flush makes durable everything written before it was asked for; its answer arrives on a
+  pipe the loop watches, which resumes all those requests and asks for the next flush if
+  records were written meanwhile (leader/follower: the records written while flushes are in
+  flight form the next group).
 
 Writing at once matters: when records were queued and written once per loop iteration, the
 requests that arrived together were all scored before the first flush started, so the loop
 sat idle during every flush and the clients moved in lockstep (8 records per flush at
-concurrency 8). Now the first record's flush overlaps the scoring of the others. So
-concurrent requests share a flush (group commit), the loop never blocks on the disk, and the
-threads cost one hand-off per flush rather than per request. Overwriting preallocated blocks
-keeps ``fdatasync`` from committing the filesystem journal (a fraction of a millisecond on an
-idle disk). On open the log scans the segments, stops at the first torn or corrupt frame (it
-was never acknowledged), returns every valid record and starts a fresh segment.
+concurrency 8). Flushing in another process matters too: sync threads in this process had to
+take the GIL back after every flush, which cost the loop extra context switches. So concurrent
+requests share a flush (group commit), the loop never blocks on the disk, and a flush costs it
+two pipe syscalls. Overwriting preallocated blocks keeps ``fdatasync`` from committing the
+filesystem journal (a fraction of a millisecond on an idle disk). On open the log scans the
+segments, stops at the first torn or corrupt frame (it was never acknowledged), returns every
+valid record and starts a fresh segment.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ from mlops_assets.serving.wal_segments import (
     recover_segments,
     unlock_folder,
 )
+from mlops_assets.serving.wal_syncer import FAILED, SyncHelper
 from mlops_assets.serving.wal_writer import SegmentWriter
 
 __all__ = ["WalError", "WalStats", "WriteAheadLog"]
@@ -85,24 +88,23 @@ class WriteAheadLog:
             directory: Folder of the segments (created if missing).
             segment_bytes: Preallocated size of a segment.
             on_durable: Called on the event loop with each group once it is durable.
-            sync_threads: Threads that may run ``fdatasync`` at the same time.
+            sync_threads: Flushes that may run at the same time (threads of the helper).
         """
         self.directory = Path(directory)
         self.segment_bytes = segment_bytes
         self.app_id = ""
+        self.sync_threads = sync_threads
         self._on_durable = on_durable
         self._files: SegmentWriter | None = None
-        self._pending_bytes = 0
-        self._awaiting: deque[tuple[asyncio.Future, LogRecord]] = deque()
+        self._helper: SyncHelper | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake = threading.Condition()
-        self._written = self._claimed = 0
-        self._syncing: dict[int, int] = {}  # fd -> syncs in flight on it
-        self.sync_threads = sync_threads
+        self._queued: list[tuple[bytes, asyncio.Future]] = []  # not written yet
+        self._awaiting: deque[tuple[asyncio.Future, LogRecord]] = deque()  # not durable yet
+        self._pending_bytes = 0
+        self._in_flight = 0
         self._closing = False
         self._failed: str | None = None
         self._fsyncs = self._records = 0
-        self._threads: list[threading.Thread] = []
         self._lock_fd = -1
 
     def open(self) -> list[LogRecord]:
@@ -121,7 +123,7 @@ class WriteAheadLog:
         return records
 
     def start(self, min_next_lsn: int = 1) -> None:
-        """Open a fresh segment and start the sync thread.
+        """Open a fresh segment and start the sync helper.
 
         Args:
             min_next_lsn: Lower bound for the next sequence number (one past the last
@@ -129,19 +131,14 @@ class WriteAheadLog:
         """
         assert self._files is not None, "open() first"
         self._files.next_lsn = max(self._files.next_lsn, min_next_lsn)
-        self._written = self._claimed = self._files.next_lsn - 1
         self._files.start()
-        self._threads = [
-            threading.Thread(target=self._sync_loop, name=f"wal-sync-{n}", daemon=True)
-            for n in range(self.sync_threads)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._helper = SyncHelper(self.directory, self.sync_threads)
+        self._helper.start()
 
     def _check_open(self) -> None:
         if self._failed is not None:
             raise WalError(f"write-ahead log failed earlier: {self._failed}")
-        if self._closing or not self._threads:
+        if self._closing or self._helper is None:
             raise WalError("write-ahead log is closed")
 
     async def append(self, payload: bytes) -> int:
@@ -151,52 +148,62 @@ class WriteAheadLog:
             WalError: When the log is closed or failed (after a failure every append fails).
         """
         self._check_open()
-        loop = self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # first append, or a new loop (tests)
+            self._watch(loop)
         future = loop.create_future()
-        files = self._files
-        assert files is not None
-        try:
-            with files.lock:
-                (record,) = files.write([payload])
-                self._written = record.lsn
-        except BaseException as error:  # noqa: BLE001 - every waiter must hear about it
-            self._fail(error, [future])
-            return await future
-        self._awaiting.append((future, record))
+        self._queued.append((payload, future))
         self._pending_bytes += len(payload)
-        with self._wake:
-            self._wake.notify()
+        if self._in_flight < self.sync_threads:  # else the next answer writes the group
+            self._write_and_flush()
         return await future
 
-    def _sync_loop(self) -> None:
+    def _write_and_flush(self) -> None:
+        """Write every queued record with one ``pwrite`` and ask the helper to flush them."""
+        group, self._queued = self._queued, []
         files = self._files
-        assert files is not None
-        while True:
-            with self._wake:
-                while self._written <= self._claimed and not self._closing:
-                    self._wake.wait()
-                if self._written <= self._claimed:
-                    return
-                with files.lock:
-                    fd, target = files.fd, self._written
-                    self._syncing[fd] = self._syncing.get(fd, 0) + 1
-                self._claimed = target
-            try:
-                os.fdatasync(fd)  # durable: everything written before this call started
-            except OSError as error:
-                if self._loop is not None:
-                    self._loop.call_soon_threadsafe(self._fail, error, None)
-                return
-            finally:
-                with files.lock:
-                    self._syncing[fd] -= 1
-                    files.close_retired(busy={f for f, n in self._syncing.items() if n})
-            self._fsyncs += 1
+        assert files is not None and self._helper is not None
+        try:
+            with files.lock:
+                records = files.write([payload for payload, _ in group])
+                files.close_retired()
+                segment = files.segments[-1][0]
+            self._helper.request(records[-1].lsn, segment)
+        except BaseException as error:  # noqa: BLE001 - every waiter must hear about it
+            self._fail(error, [future for _, future in group])
+            return
+        futures = [future for _, future in group]
+        self._awaiting.extend(zip(futures, records, strict=True))
+        self._in_flight += 1
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        assert self._helper is not None
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._helper.response_fd)
+        self._loop = loop
+        loop.add_reader(self._helper.response_fd, self._on_answers)
+
+    def _on_answers(self) -> None:
+        """Resume the requests the helper's flushes made durable (event loop)."""
+        assert self._helper is not None
+        answers = self._helper.answers()
+        if answers is None:
             if self._loop is not None:
-                try:
-                    self._loop.call_soon_threadsafe(self._resolve, target)
-                except RuntimeError:  # the loop is closed: nobody waits any more
-                    pass
+                self._loop.remove_reader(self._helper.response_fd)
+            if not self._closing:
+                self._fail(WalError("the WAL sync helper process exited"), None)
+            return
+        target = 0
+        for lsn, detail in answers:
+            self._in_flight -= 1
+            if lsn == FAILED:
+                self._fail(OSError(detail, f"fdatasync failed: {os.strerror(detail)}"), None)
+                return
+            target = max(target, lsn)
+        self._fsyncs += len(answers)
+        self._resolve(target)
+        if self._queued and self._in_flight < self.sync_threads:
+            self._write_and_flush()
 
     def _resolve(self, target: int) -> None:
         """Resume every request whose record is durable (event loop)."""
@@ -215,8 +222,9 @@ class WriteAheadLog:
         logger.error("WAL write failed; the log stops accepting records: %s", error)
         self._failed = f"{type(error).__name__}: {error}"
         waiting = futures if futures is not None else []
-        waiting += [future for future, _ in self._awaiting]
+        waiting += [future for future, _ in self._awaiting] + [f for _, f in self._queued]
         self._awaiting.clear()
+        self._queued.clear()
         self._pending_bytes = 0
         for future in waiting:
             if not future.done():
@@ -229,7 +237,7 @@ class WriteAheadLog:
         with self._files.lock:
             records = self._files.write([payload])
             os.fdatasync(self._files.fd)
-            self._written = max(self._written, records[0].lsn)
+            self._files.close_retired()
         self._records += 1
         if self._on_durable is not None:
             self._on_durable(records)
@@ -251,7 +259,7 @@ class WriteAheadLog:
         files = self._files
         return WalStats(
             next_lsn=files.next_lsn if files else 0,
-            pending_records=len(self._awaiting),
+            pending_records=len(self._queued) + len(self._awaiting),
             pending_bytes=self._pending_bytes,
             fsyncs=self._fsyncs,
             records=self._records,
@@ -260,15 +268,35 @@ class WriteAheadLog:
         )
 
     def close(self) -> None:
-        """Sync what was written, stop the sync thread and unlock the folder."""
+        """Sync what was written, stop the helper and unlock the folder (any thread)."""
         self._closing = True
-        with self._wake:
-            self._wake.notify_all()
-        for thread in self._threads:
-            thread.join()
+        helper, loop = self._helper, self._loop
+        if helper is not None:
+            helper.close()  # its flushes in flight finish first
+        written = 0
         if self._files is not None:
             with self._files.lock:
-                self._files.close()
+                if self._queued:  # only when the loop stopped before an answer wrote them
+                    group, self._queued = self._queued, []
+                    records = self._files.write([payload for payload, _ in group])
+                    self._awaiting.extend(zip([f for _, f in group], records, strict=True))
+                written = self._files.next_lsn - 1
+                self._files.close()  # fdatasync: everything written is durable now
+        if helper is not None:
+            if loop is None or loop.is_closed():
+                helper.close_responses()
+            else:  # the loop owns the reader: let it resume the last waiters and let go
+                try:
+                    loop.call_soon_threadsafe(self._last_answers, helper, written)
+                except RuntimeError:  # closed meanwhile
+                    helper.close_responses()
         if self._lock_fd >= 0:
             unlock_folder(self._lock_fd)
             self._lock_fd = -1
+
+    def _last_answers(self, helper: SyncHelper, written: int) -> None:
+        assert self._loop is not None
+        self._loop.remove_reader(helper.response_fd)
+        helper.close_responses()
+        if self._failed is None:
+            self._resolve(written)

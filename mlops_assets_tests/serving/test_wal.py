@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import time
 from pathlib import Path
 
@@ -132,19 +133,21 @@ def test_a_failed_write_fails_its_waiters_and_every_later_append(tmp_path: Path)
 def test_a_record_is_flushed_while_the_loop_is_still_busy(tmp_path: Path) -> None:
     """No lockstep: the first request's flush must not wait for the loop to score the others."""
     wal, _ = opened(tmp_path)
+    answers = wal._helper.response_fd
 
-    async def first_append_then_busy_loop() -> tuple[int, int]:
+    async def first_append_then_busy_loop() -> tuple[bool, int]:
         first = asyncio.ensure_future(wal.append(b"first"))
-        await asyncio.sleep(0)  # the task runs up to its await: the record is written
+        await asyncio.sleep(0)  # the task runs up to its await: written, flush requested
         deadline = time.monotonic() + 5
-        while wal.stats().fsyncs == 0 and time.monotonic() < deadline:
-            time.sleep(0.001)  # the loop stays busy (scoring other requests, say)
-        flushed_while_busy = wal.stats().fsyncs
-        return flushed_while_busy, await first
+        flushed = False
+        while not flushed and time.monotonic() < deadline:  # the loop stays busy (scoring)
+            flushed = bool(select.select([answers], [], [], 0.001)[0])
+        return flushed, await first
 
     flushed_while_busy, lsn = asyncio.run(first_append_then_busy_loop())
+    stats = wal.stats()
     wal.close()
-    assert flushed_while_busy >= 1 and lsn == 1
+    assert flushed_while_busy and lsn == 1 and stats.fsyncs == 1 and stats.records == 1
 
 
 @pytest.mark.parametrize(
