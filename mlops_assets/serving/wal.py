@@ -3,25 +3,27 @@
 Records go to preallocated, zero-filled segment files (``wal-<first lsn>.seg``, see
 :mod:`~mlops_assets.serving.wal_segments`). The pipeline has two stages:
 
-* on the event loop, a request frames and writes its record at once with one ``pwrite``
-  (page cache, no wait), asks for a flush if fewer than ``sync_threads`` are in flight, and
-  awaits;
+* on the event loop, a request queues its record and awaits. When no flush is in flight the
+  record is written at once (``pwrite`` into the page cache) and a flush is asked for; else
+  it waits for a free slot (``sync_threads`` flushes may be in flight): the records queued
+  during one pass of the loop are written with one ``pwrite`` and flushed together at the
+  end of the pass, or when a flush answers. Each append first reads the answers already
+  there without waiting, so a flush that finished while the loop was busy frees its slot;
 * a sync helper process (:mod:`~mlops_assets.serving.wal_syncer`) runs ``fdatasync``: each
-  flush makes durable everything written before it was asked for; its answer arrives on a
-  pipe the loop watches, which resumes all those requests and asks for the next flush if
-  records were written meanwhile (leader/follower: the records written while flushes are in
-  flight form the next group).
+  flush makes durable everything written before it was asked for; its answer (on a pipe the
+  loop also watches) resumes those requests.
 
-Writing at once matters: when records were queued and written once per loop iteration, the
+Writing at once matters: when records were queued and written once per loop pass, the
 requests that arrived together were all scored before the first flush started, so the loop
 sat idle during every flush and the clients moved in lockstep (8 records per flush at
-concurrency 8). Flushing in another process matters too: sync threads in this process had to
-take the GIL back after every flush, which cost the loop extra context switches. So concurrent
-requests share a flush (group commit), the loop never blocks on the disk, and a flush costs it
-two pipe syscalls. Overwriting preallocated blocks keeps ``fdatasync`` from committing the
-filesystem journal (a fraction of a millisecond on an idle disk). On open the log scans the
-segments, stops at the first torn or corrupt frame (it was never acknowledged), returns every
-valid record and starts a fresh segment.
+concurrency 8). Now the first record's flush overlaps the scoring of the others, while a slow
+disk still gets large groups (group commit). Flushing in another process matters too: sync
+threads in this process had to take the GIL back after every flush, which cost the loop
+extra context switches. A flush costs the loop a ``pwrite`` and two pipe syscalls.
+Overwriting preallocated blocks keeps ``fdatasync`` from committing the filesystem journal (a
+fraction of a millisecond on an idle disk). On open the log scans the segments, stops at the
+first torn or corrupt frame (it was never acknowledged), returns every valid record and starts
+a fresh segment.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ class WriteAheadLog:
         self._awaiting: deque[tuple[asyncio.Future, LogRecord]] = deque()  # not durable yet
         self._pending_bytes = 0
         self._in_flight = 0
+        self._end_scheduled = False
         self._closing = False
         self._failed: str | None = None
         self._fsyncs = self._records = 0
@@ -154,9 +157,19 @@ class WriteAheadLog:
         future = loop.create_future()
         self._queued.append((payload, future))
         self._pending_bytes += len(payload)
-        if self._in_flight < self.sync_threads:  # else the next answer writes the group
+        if self._in_flight:
+            self._take(self._helper.answers() or [])  # a flush that is done frees its slot
+        if not self._in_flight:  # the disk is idle: flush this record at once
             self._write_and_flush()
+        elif self._queued and not self._end_scheduled:  # after the requests of this pass
+            self._end_scheduled = True
+            loop.call_soon(self._flush_queued)
         return await future
+
+    def _flush_queued(self) -> None:
+        self._end_scheduled = False
+        if self._queued and self._in_flight < self.sync_threads:
+            self._write_and_flush()
 
     def _write_and_flush(self) -> None:
         """Write every queued record with one ``pwrite`` and ask the helper to flush them."""
@@ -184,7 +197,7 @@ class WriteAheadLog:
         loop.add_reader(self._helper.response_fd, self._on_answers)
 
     def _on_answers(self) -> None:
-        """Resume the requests the helper's flushes made durable (event loop)."""
+        """Read the helper's answers (event loop, when its pipe is readable)."""
         assert self._helper is not None
         answers = self._helper.answers()
         if answers is None:
@@ -193,6 +206,10 @@ class WriteAheadLog:
             if not self._closing:
                 self._fail(WalError("the WAL sync helper process exited"), None)
             return
+        self._take(answers)
+
+    def _take(self, answers: list[tuple[int, int]]) -> None:
+        """Resume the requests the flushes made durable; flush the queue if a slot is free."""
         target = 0
         for lsn, detail in answers:
             self._in_flight -= 1
@@ -201,7 +218,8 @@ class WriteAheadLog:
                 return
             target = max(target, lsn)
         self._fsyncs += len(answers)
-        self._resolve(target)
+        if target:
+            self._resolve(target)
         if self._queued and self._in_flight < self.sync_threads:
             self._write_and_flush()
 
