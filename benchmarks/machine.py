@@ -72,6 +72,21 @@ def versions() -> dict[str, str]:
     return found
 
 
+def uncommitted() -> list[str]:
+    """Tracked files that differ from the commit (what the run measured beyond it)."""
+    try:
+        lines = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line[3:] for line in lines if line.strip()]
+
+
 def git_commit() -> str:
     """The checked-out commit, with ``+dirty`` when tracked files differ from it."""
     try:
@@ -107,5 +122,6 @@ def describe() -> dict[str, object]:
         "python": platform.python_version(),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "git_commit": git_commit(),
+        "uncommitted_files": uncommitted(),
         "versions": versions(),
     }

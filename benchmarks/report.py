@@ -185,6 +185,11 @@ def markdown(report: SuiteReport) -> str:
                 ["Python", str(machine.get("python"))],
                 ["load average (1 min) at start", str(machine.get("load_average_1m"))],
                 ["git commit", f"`{machine.get('git_commit')}`"],
+                [
+                    "uncommitted tracked files at the start",
+                    ", ".join(f"`{name}`" for name in machine.get("uncommitted_files", []))
+                    or "none",
+                ],
                 *[[name, version] for name, version in machine.get("versions", {}).items()],
             ],
         ),
