@@ -182,11 +182,60 @@ class DeltaRsEngine:
                 if not _is_conflict(error) or attempt == self.max_commit_attempts:
                     raise
                 time.sleep(0.05 * attempt)
-        table = self._table(name)
-        for entry in table.history(64):
-            if entry.get(COMMIT_ID_KEY) == commit_id:
-                return TableRef(name=name, uri=self.uri(name), version=int(entry["version"]))
-        return TableRef(name=name, uri=self.uri(name), version=table.version())
+        return TableRef(name=name, uri=self.uri(name), version=self._version_of(name, commit_id))
+
+    def _commit_id_at(self, name: str, version: int) -> str | None:
+        """The commit id in the commit file of ``version`` (read directly: see below)."""
+        import json
+
+        from pyarrow import fs
+
+        if "://" in self.root:
+            filesystem, path = fs.FileSystem.from_uri(self.uri(name))
+        else:
+            filesystem, path = fs.LocalFileSystem(), str(Path(self.uri(name)).resolve())
+        try:
+            with filesystem.open_input_stream(f"{path}/_delta_log/{version:020d}.json") as stream:
+                lines = stream.read().decode().splitlines()
+        except FileNotFoundError:
+            return None
+        for line in lines:
+            action = json.loads(line) if line.strip() else {}
+            if "commitInfo" in action:
+                return action["commitInfo"].get(COMMIT_ID_KEY)
+        return None
+
+    def _version_of(self, name: str, commit_id: str) -> int:
+        """The version whose commit carries ``commit_id``.
+
+        delta-rs' ``history()`` numbers its entries from the snapshot's version while it lists
+        the log afresh, so with other writers committing meanwhile those numbers can be off
+        (seen: two concurrent writes reported as the same version, and -1). Its guess is
+        therefore checked against the commit file itself, then the newest commits are scanned.
+        """
+        for attempt in range(1, 6):
+            table = self._table(name)
+            latest = table.version()
+            guesses = [
+                int(entry["version"])
+                for entry in table.history(256)
+                if entry.get(COMMIT_ID_KEY) == commit_id
+            ]
+            nearby = [
+                v for g in guesses for v in sorted(range(g - 3, g + 4), key=lambda v: abs(v - g))
+            ]
+            for version in [*nearby, *range(latest + 3, max(latest - 256, -1), -1)]:
+                try:
+                    found = version >= 0 and self._commit_id_at(name, version) == commit_id
+                except (pa.ArrowException, OSError, ValueError):  # a store pyarrow cannot open
+                    return guesses[0] if guesses else latest
+                if found:
+                    return version
+            time.sleep(0.05 * attempt)
+        raise RuntimeError(
+            f"Delta table {self.uri(name)!r}: commit {commit_id} was written but is not in the "
+            "latest 256 commits of its history"
+        )
 
     def read(self, name: str, version: int | None = None) -> pd.DataFrame:
         """Read table ``name`` at ``version`` (latest when None) into pandas."""
