@@ -29,45 +29,44 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.harness import Figure, Settings, Stats
-from benchmarks.orchestration_runs import run_cli, run_in_process, run_plain_cli
+from benchmarks.orchestration_runs import Timing, run_cli, run_in_process, run_plain_cli
 
 BENCHMARK = "orchestration"
 DEFAULT_EVALS, SMOKE_EVALS = 3, 1
 TARGET_RATIO = 1.15
 
 
-def _pair(name: str, dagster: Stats, plain: Stats, note: str) -> list[Figure]:
-    ratio = dagster.median / plain.median
-    spread = lambda s: s.spread if len(s.values) > 1 else None  # noqa: E731
-    return [
-        Figure(
-            BENCHMARK,
-            f"{name}: dagster",
-            dagster.median,
-            "s",
-            spread(dagster),
-            note=note,
-            extra={"values": list(dagster.values)},
-        ),
-        Figure(
-            BENCHMARK,
-            f"{name}: plain script",
-            plain.median,
-            "s",
-            spread(plain),
-            note=note,
-            extra={"values": list(plain.values)},
-        ),
-        Figure(
-            BENCHMARK,
-            f"{name}: ratio dagster/plain",
-            ratio,
-            "x",
-            target=f"<= {TARGET_RATIO}",
-            met=ratio <= TARGET_RATIO,
-            note=f"overhead {dagster.median - plain.median:+.1f} s; {note}",
-        ),
-    ]
+def _figure(name: str, stats: Stats, unit: str, note: str) -> Figure:
+    spread = stats.spread if len(stats.values) > 1 else None
+    extra = {"values": list(stats.values)}
+    return Figure(BENCHMARK, name, stats.median, unit, spread, note=note, extra=extra)
+
+
+def _ratio(name: str, dagster: float, plain: float, note: str) -> Figure:
+    value = dagster / plain
+    return Figure(
+        BENCHMARK,
+        name,
+        value,
+        "x",
+        target=f"<= {TARGET_RATIO}",
+        met=value <= TARGET_RATIO,
+        note=f"overhead {dagster - plain:+.1f} s; {note}",
+    )
+
+
+def _pair(name: str, dagster: list[Timing], plain: list[Timing], note: str) -> list[Figure]:
+    """Wall and CPU seconds of both sides and their ratios (CPU: steadier under load)."""
+    figures = []
+    for kind, unit in (("wall", "s"), ("cpu", "s CPU")):
+        ours = Stats(tuple(getattr(t, kind) for t in dagster))
+        theirs = Stats(tuple(getattr(t, kind) for t in plain))
+        figures += [
+            _figure(f"{name}: dagster {kind}", ours, unit, note),
+            _figure(f"{name}: plain script {kind}", theirs, unit, note),
+            _ratio(f"{name}: ratio dagster/plain {kind}", ours.median, theirs.median, note),
+        ]
+    return figures
 
 
 def suite(settings: Settings) -> list[Figure]:
@@ -81,7 +80,7 @@ def measure(settings: Settings, max_evals: int, multiprocess: bool | None = None
     work = Path(settings.workdir) / BENCHMARK
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    times: dict[str, list[float]] = {}
+    times: dict[str, list[Timing]] = {}
     plan = [
         ("plain_cli", lambda s: run_plain_cli(settings, s, max_evals)),
         ("cli", lambda s: run_cli(settings, s, max_evals, "in_process")),
@@ -91,46 +90,25 @@ def measure(settings: Settings, max_evals: int, multiprocess: bool | None = None
     for rep in range(reps):
         for name, run in plan:
             times.setdefault(name, []).append(run(work / f"{name}-{rep}"))
-    base = f"{settings.data.name}, {max_evals} trials (seed 42), ADASYN, no deployment"
-    figures = (
-        []
-        if settings.smoke
-        else _pair(
-            "fresh process",
-            Stats(tuple(times["cli"])),
-            Stats(tuple(times["plain_cli"])),
-            f"{base}; `dagster asset materialize` vs `python -m` script, "
-            "interpreter start and imports included, in-process executor",
-        )
-    )
+    base = f"{settings.data.name}, {max_evals} trials (seed 42), ADASYN, no deployment, {reps} rep"
+    figures = []
+    if "cli" in times:
+        fresh = "`dagster asset materialize` vs `python -m` script, interpreter start and imports"
+        fresh += " included, in-process executor, Dagster instance created beforehand"
+        figures += _pair("fresh process", times["cli"], times["plain_cli"], f"{base}; {fresh}")
+    warm = "job.execute_in_process vs the plain function, imports and instance excluded"
     figures += _pair(
-        "warm process",
-        Stats(tuple(times["in_process"])),
-        Stats(tuple(times["plain_in_process"])),
-        f"{base}; job.execute_in_process vs the plain function, imports excluded",
+        "warm process", times["in_process"], times["plain_in_process"], f"{base}; {warm}"
     )
     if multiprocess if multiprocess is not None else not settings.smoke:
-        seconds = run_cli(settings, work / "multiprocess", max_evals, "multiprocess")
-        plain = Stats(tuple(times["plain_cli"])).median
+        timing = run_cli(settings, work / "multiprocess", max_evals, "multiprocess")
+        plain = Stats(tuple(t.wall for t in times["plain_cli"])).median
+        note = f"{base}; one run, a process per step: why definitions.py runs steps in process"
         figures.append(
-            Figure(
-                BENCHMARK,
-                "fresh process: dagster multiprocess executor",
-                seconds,
-                "s",
-                note=f"{base}; one run, a process per step",
-            )
+            _figure("fresh process: dagster multiprocess wall", Stats((timing.wall,)), "s", note)
         )
         figures.append(
-            Figure(
-                BENCHMARK,
-                "fresh process: ratio multiprocess/plain",
-                seconds / plain,
-                "x",
-                target=f"<= {TARGET_RATIO}",
-                met=seconds / plain <= TARGET_RATIO,
-                note="why definitions.py uses the in-process executor",
-            )
+            _ratio("fresh process: ratio multiprocess/plain wall", timing.wall, plain, note)
         )
     shutil.rmtree(work, ignore_errors=True)
     return figures

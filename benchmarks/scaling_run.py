@@ -8,6 +8,7 @@ so a child killed at 16x (out of memory) still leaves the stages it finished.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import sys
 import time
@@ -65,6 +66,44 @@ def noisy_rows(
     return picked
 
 
+def _stat_cpu_s(path: str) -> float:
+    try:
+        with open(path) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def work_cpu_s(sampler_tid: int | None) -> float:
+    """CPU seconds of this process tree less the memory sampler thread's (its cost is per
+    second of wall time, not per unit of work)."""
+    sampler = _stat_cpu_s(f"/proc/self/task/{sampler_tid}/stat") if sampler_tid else 0.0
+    return tree_cpu_s() - sampler
+
+
+def tree_cpu_s() -> float:
+    """CPU seconds (user + system) used so far by this process and its live descendants."""
+    parents: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            parents.setdefault(int(fields[1]), []).append(int(entry))
+            cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    total, pending = 0.0, [os.getpid()]
+    while pending:
+        pid = pending.pop()
+        total += cpu.get(pid, 0.0)
+        pending.extend(parents.get(pid, []))
+    return total
+
+
 def _engine(name: str, root: Path, ivy_dir: str) -> Any:
     from mlops_assets.core.tables import DeltaRsEngine
 
@@ -79,14 +118,16 @@ def _engine(name: str, root: Path, ivy_dir: str) -> Any:
 def _child(job: dict[str, Any], out: Any) -> None:
     """Run every stage of one (engine, size) and put one record per stage on ``out``."""
     monitor = PeakRss()
+    sampler = getattr(getattr(monitor, "_thread", None), "native_id", None)
 
     def stage(name: str, function, note=lambda result: "") -> Any:
         monitor.reset()
         start_rss = monitor.peak
-        started = time.perf_counter()
+        cpu_started, started = work_cpu_s(sampler), time.perf_counter()
         result = function()
         seconds = time.perf_counter() - started
-        record = {"stage": name, "seconds": seconds, "peak_mib": monitor.peak}
+        record = {"stage": name, "seconds": seconds, "cpu_s": work_cpu_s(sampler) - cpu_started}
+        record["peak_mib"] = monitor.peak
         out.put({**record, "start_mib": start_rss, "note": note(result)})
         return result
 
@@ -194,7 +235,8 @@ def run_size(job: dict[str, Any], timeout_s: float = CHILD_TIMEOUT_S) -> tuple[l
         records.append(message)
         print(
             f"[scaling] {job['engine']} {job['factor']}x {message['stage']}: "
-            f"{message['seconds']:.2f} s, peak {message['peak_mib']:.0f} MiB {message['note']}",
+            f"{message['seconds']:.2f} s ({message['cpu_s']:.2f} s CPU), "
+            f"peak {message['peak_mib']:.0f} MiB {message['note']}",
             file=sys.stderr,
             flush=True,
         )
