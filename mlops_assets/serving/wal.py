@@ -3,23 +3,25 @@
 Records go to preallocated, zero-filled segment files (``wal-<first lsn>.seg``, see
 :mod:`~mlops_assets.serving.wal_segments`). The pipeline has two stages:
 
-* on the event loop, a request queues its record and awaits. When no flush is in flight the
-  record is written at once (``pwrite`` into the page cache) and a flush is asked for; else
-  it waits for a free slot (``sync_threads`` flushes may be in flight): the records queued
-  during one pass of the loop are written with one ``pwrite`` and flushed together at the
-  end of the pass, or when a flush answers. Each append first reads the answers already
-  there without waiting, so a flush that finished while the loop was busy frees its slot;
+* on the event loop, a request queues its record and awaits. The records queued during one
+  pass of the loop (the requests that arrived together) are written with one ``pwrite``
+  (page cache, no wait) and flushed together at the end of the pass; in a long pass, once
+  the oldest queued record has waited ``max_group_delay_s``, the queue is flushed at once so
+  that its flush overlaps the scoring of the rest. At most ``sync_threads`` flushes are in
+  flight; a group that finds none free goes with the next answer. Each append first reads
+  the answers already there without waiting, so a flush that finished while the loop was
+  busy frees its slot;
 * a sync helper process (:mod:`~mlops_assets.serving.wal_syncer`) runs ``fdatasync``: each
   flush makes durable everything written before it was asked for; its answer (on a pipe the
   loop also watches) resumes those requests.
 
-Writing at once matters: when records were queued and written once per loop pass, the
-requests that arrived together were all scored before the first flush started, so the loop
-sat idle during every flush and the clients moved in lockstep (8 records per flush at
-concurrency 8). Now the first record's flush overlaps the scoring of the others, while a slow
-disk still gets large groups (group commit). Flushing in another process matters too: sync
-threads in this process had to take the GIL back after every flush, which cost the loop
-extra context switches. A flush costs the loop a ``pwrite`` and two pipe syscalls.
+Why: when a pass's records were flushed only at its end, the loop sat idle during every
+flush and the clients moved in lockstep (8 records per flush at concurrency 8: 19-24 % of
+the throughput); flushing each record at once instead (1-2 records per flush) cost the loop
+~90 us of CPU per request in wake-ups on the loaded machine. The time bound keeps groups at
+3-4 records at concurrency 8 and the loop's CPU per request where it was. Flushing in another
+process: sync threads in this process had to take the GIL back after every flush, which cost
+the loop extra context switches. A flush costs the loop a ``pwrite`` and two pipe syscalls.
 Overwriting preallocated blocks keeps ``fdatasync`` from committing the filesystem journal (a
 fraction of a millisecond on an idle disk). On open the log scans the segments, stops at the
 first torn or corrupt frame (it was never acknowledged), returns every valid record and starts
@@ -31,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,6 +86,7 @@ class WriteAheadLog:
         segment_bytes: int = 8 << 20,
         on_durable: Callable[[list[LogRecord]], None] | None = None,
         sync_threads: int = 2,
+        max_group_delay_s: float = 0.001,
     ) -> None:
         """Prepare the log; nothing touches the disk before :meth:`open`.
 
@@ -91,6 +95,8 @@ class WriteAheadLog:
             segment_bytes: Preallocated size of a segment.
             on_durable: Called on the event loop with each group once it is durable.
             sync_threads: Flushes that may run at the same time (threads of the helper).
+            max_group_delay_s: Loop time after which the records queued in a pass are
+                flushed without waiting for the end of the pass.
         """
         self.directory = Path(directory)
         self.segment_bytes = segment_bytes
@@ -105,6 +111,8 @@ class WriteAheadLog:
         self._pending_bytes = 0
         self._in_flight = 0
         self._end_scheduled = False
+        self._queued_at = 0.0
+        self.max_group_delay_s = max_group_delay_s
         self._closing = False
         self._failed: str | None = None
         self._fsyncs = self._records = 0
@@ -155,13 +163,16 @@ class WriteAheadLog:
         if loop is not self._loop:  # first append, or a new loop (tests)
             self._watch(loop)
         future = loop.create_future()
+        now = time.perf_counter()
+        if not self._queued:
+            self._queued_at = now
         self._queued.append((payload, future))
         self._pending_bytes += len(payload)
-        if self._in_flight:
-            self._take(self._helper.answers() or [])  # a flush that is done frees its slot
-        if not self._in_flight:  # the disk is idle: flush this record at once
-            self._write_and_flush()
-        elif self._queued and not self._end_scheduled:  # after the requests of this pass
+        if self._in_flight:  # a flush that finished while the loop was busy frees its slot
+            self._take(self._helper.answers() or [], flush_queue=False)
+        if now - self._queued_at >= self.max_group_delay_s and self._in_flight < self.sync_threads:
+            self._write_and_flush()  # a long pass: flush what it queued so far
+        elif not self._end_scheduled:  # flush the group after the requests of this pass
             self._end_scheduled = True
             loop.call_soon(self._flush_queued)
         return await future
@@ -208,7 +219,7 @@ class WriteAheadLog:
             return
         self._take(answers)
 
-    def _take(self, answers: list[tuple[int, int]]) -> None:
+    def _take(self, answers: list[tuple[int, int]], flush_queue: bool = True) -> None:
         """Resume the requests the flushes made durable; flush the queue if a slot is free."""
         target = 0
         for lsn, detail in answers:
@@ -220,7 +231,7 @@ class WriteAheadLog:
         self._fsyncs += len(answers)
         if target:
             self._resolve(target)
-        if self._queued and self._in_flight < self.sync_threads:
+        if flush_queue and self._queued and self._in_flight < self.sync_threads:
             self._write_and_flush()
 
     def _resolve(self, target: int) -> None:

@@ -130,24 +130,42 @@ def test_a_failed_write_fails_its_waiters_and_every_later_append(tmp_path: Path)
     wal.close()
 
 
-def test_a_record_is_flushed_while_the_loop_is_still_busy(tmp_path: Path) -> None:
-    """No lockstep: the first request's flush must not wait for the loop to score the others."""
-    wal, _ = opened(tmp_path)
+def test_a_long_loop_pass_is_flushed_in_groups_while_it_runs(tmp_path: Path) -> None:
+    """No lockstep: records of a long pass must not all wait for the end of the pass."""
+    wal, _ = opened(tmp_path)  # max_group_delay_s 1 ms
     answers = wal._helper.response_fd
+    flushed_during_pass = []
 
-    async def first_append_then_busy_loop() -> tuple[bool, int]:
-        first = asyncio.ensure_future(wal.append(b"first"))
-        await asyncio.sleep(0)  # the task runs up to its await: written, flush requested
-        deadline = time.monotonic() + 5
-        flushed = False
-        while not flushed and time.monotonic() < deadline:  # the loop stays busy (scoring)
-            flushed = bool(select.select([answers], [], [], 0.001)[0])
-        return flushed, await first
+    async def request(index: int) -> int:
+        if index == 3:  # the last request of the pass scores until a flush has answered
+            deadline = time.monotonic() + 5
+            while not select.select([answers], [], [], 0.001)[0] and time.monotonic() < deadline:
+                pass
+            flushed_during_pass.append(bool(select.select([answers], [], [], 0)[0]))
+        else:
+            time.sleep(0.005)  # scoring holds the loop
+        return await wal.append(b"record-%d" % index)
 
-    flushed_while_busy, lsn = asyncio.run(first_append_then_busy_loop())
+    async def one_pass() -> list[int]:
+        return await asyncio.gather(*(request(index) for index in range(4)))
+
+    lsns = asyncio.run(one_pass())
     stats = wal.stats()
     wal.close()
-    assert flushed_while_busy and lsn == 1 and stats.fsyncs == 1 and stats.records == 1
+    assert sorted(lsns) == [1, 2, 3, 4] and flushed_during_pass == [True]
+    assert stats.fsyncs == 2 and stats.records == 4  # records 1-2, then 3-4
+
+
+def test_a_lone_record_is_flushed_at_the_end_of_its_pass(tmp_path: Path) -> None:
+    wal, _ = opened(tmp_path)
+
+    async def one_at_a_time() -> list[int]:
+        return [await wal.append(b"alone-%d" % index) for index in range(3)]
+
+    assert asyncio.run(one_at_a_time()) == [1, 2, 3]
+    stats = wal.stats()
+    wal.close()
+    assert stats.fsyncs == 3 and stats.records == 3
 
 
 @pytest.mark.parametrize(
