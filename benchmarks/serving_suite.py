@@ -87,7 +87,7 @@ def suite(settings: Settings) -> list[Figure]:
             figures.append(
                 skipped(NAME, f"ours / mlflow rps c={concurrency}", "skipped in smoke mode")
             )
-        if "ours-nolog" not in rps:
+        if "ours-nolog" not in args.targets:
             figures.append(
                 skipped(NAME, f"logging on / off rps c={concurrency}", "skipped in smoke mode")
             )
