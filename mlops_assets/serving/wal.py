@@ -1,31 +1,21 @@
 """Write-ahead log with group commit: a record is acknowledged only once it is on disk.
 
-Records go to preallocated, zero-filled segment files (``wal-<first lsn>.seg``, see
-:mod:`~mlops_assets.serving.wal_segments`). The pipeline has two stages:
+Records go to preallocated, zero-filled segment files (see
+:mod:`~mlops_assets.serving.wal_segments`). On the event loop a request queues its record and
+awaits; the records of one loop pass (requests that arrived together) are written with one
+``pwrite`` and flushed together at the end of the pass or, in a long pass, as soon as the
+oldest has waited ``max_group_delay_s``. At most ``sync_threads`` flushes are in flight (a
+group that finds none free goes with the next answer). A helper process
+(:mod:`~mlops_assets.serving.wal_syncer`) runs the ``fdatasync``; its answer, on a pipe the
+loop watches and each append polls, resumes the requests that flush made durable.
 
-* on the event loop, a request queues its record and awaits. The records queued during one
-  pass of the loop (the requests that arrived together) are written with one ``pwrite``
-  (page cache, no wait) and flushed together at the end of the pass; in a long pass, once
-  the oldest queued record has waited ``max_group_delay_s``, the queue is flushed at once so
-  that its flush overlaps the scoring of the rest. At most ``sync_threads`` flushes are in
-  flight; a group that finds none free goes with the next answer. Each append first reads
-  the answers already there without waiting, so a flush that finished while the loop was
-  busy frees its slot;
-* a sync helper process (:mod:`~mlops_assets.serving.wal_syncer`) runs ``fdatasync``: each
-  flush makes durable everything written before it was asked for; its answer (on a pipe the
-  loop also watches) resumes those requests.
-
-Why: when a pass's records were flushed only at its end, the loop sat idle during every
-flush and the clients moved in lockstep (8 records per flush at concurrency 8: 19-24 % of
-the throughput); flushing each record at once instead (1-2 records per flush) cost the loop
-~90 us of CPU per request in wake-ups on the loaded machine. The time bound keeps groups at
-3-4 records at concurrency 8 and the loop's CPU per request where it was. Flushing in another
-process: sync threads in this process had to take the GIL back after every flush, which cost
-the loop extra context switches. A flush costs the loop a ``pwrite`` and two pipe syscalls.
-Overwriting preallocated blocks keeps ``fdatasync`` from committing the filesystem journal (a
-fraction of a millisecond on an idle disk). On open the log scans the segments, stops at the
-first torn or corrupt frame (it was never acknowledged), returns every valid record and starts
-a fresh segment.
+Why: flushing a pass's records only at its end left the loop idle during every flush, the
+clients in lockstep (19-24 % of the throughput at concurrency 8); a flush per record cost the
+loop ~90 us of CPU per request in wake-ups under load; the time bound keeps groups of 3-4 at
+concurrency 8. Sync threads in this process had to retake the GIL after every flush, hence
+the helper process. Overwriting preallocated blocks keeps ``fdatasync`` from committing the
+filesystem journal. On open the log scans the segments, stops at the first torn or corrupt
+frame (it was never acknowledged), returns every valid record and starts a fresh segment.
 """
 
 from __future__ import annotations
@@ -36,12 +26,12 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_assets.core.inference_log import LogRecord
 from mlops_assets.serving.wal_segments import (
     WalError,
+    WalStats,
     load_app_id,
     lock_folder,
     recover_segments,
@@ -52,29 +42,6 @@ from mlops_assets.serving.wal_writer import SegmentWriter
 
 __all__ = ["WalError", "WalStats", "WriteAheadLog"]
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WalStats:
-    """Counters for metrics.
-
-    Attributes:
-        next_lsn: Sequence number the next record gets.
-        pending_records: Records written and not yet durable.
-        pending_bytes: Their bytes.
-        fsyncs: Flushes since open (each one covers a whole group).
-        records: Records made durable since open.
-        segments: Segment files on disk.
-        failed: The error that stopped the log, if any.
-    """
-
-    next_lsn: int
-    pending_records: int
-    pending_bytes: int
-    fsyncs: int
-    records: int
-    segments: int
-    failed: str | None
 
 
 class WriteAheadLog:

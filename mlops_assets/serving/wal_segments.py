@@ -13,6 +13,7 @@ import os
 import struct
 import uuid
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_assets.core.inference_log import LogRecord
@@ -27,6 +28,29 @@ _ZEROS = bytes(1 << 20)
 
 class WalError(RuntimeError):
     """Raised when the log cannot accept or persist records (the request must not be acked)."""
+
+
+@dataclass(frozen=True)
+class WalStats:
+    """Counters for metrics.
+
+    Attributes:
+        next_lsn: Sequence number the next record gets.
+        pending_records: Records written and not yet durable.
+        pending_bytes: Their bytes.
+        fsyncs: Flushes since open (each one covers a whole group).
+        records: Records made durable since open.
+        segments: Segment files on disk.
+        failed: The error that stopped the log, if any.
+    """
+
+    next_lsn: int
+    pending_records: int
+    pending_bytes: int
+    fsyncs: int
+    records: int
+    segments: int
+    failed: str | None
 
 
 def frame(lsn: int, payload: bytes) -> bytes:
