@@ -104,6 +104,7 @@ def search_once(data, method: str, options: dict[str, Any], folder: Path, split_
         seed=options["seed"],
         nthread=nthread,
         early_stopping_rounds=options["early_stopping_rounds"],
+        refit_rows=options["refit_rows"],
     )
     say = print if options["verbose"] else _quiet
     began = time.perf_counter()
@@ -194,6 +195,7 @@ def tuning_figures(
     split_seeds: Sequence[int] = (42,),
     nthread: int = 2,
     early_stopping_rounds: int = SearchSettings.early_stopping_rounds,
+    refit_rows: str = SearchSettings.refit_rows,
     csv: Path = DEFAULT_CSV,
     keep: Path | None = None,
     verbose: bool = True,
@@ -218,6 +220,7 @@ def tuning_figures(
         "split_seeds": [int(value) for value in split_seeds],
         "nthread": nthread,
         "early_stopping_rounds": early_stopping_rounds,
+        "refit_rows": refit_rows,
         "csv": str(csv),
         "verbose": verbose,
     }
@@ -251,7 +254,8 @@ def print_summary(figures: dict[str, Any]) -> None:
     settings, results = figures["settings"], figures["splits"]
     print(
         f"\nsummary ({settings['max_evals']} trials per split, resampling "
-        f"{settings['resampling']}, early stopping {settings['early_stopping_rounds']}):"
+        f"{settings['resampling']}, early stopping {settings['early_stopping_rounds']}, refit "
+        f"on {settings['refit_rows']}):"
     )
     print(
         "  split seed  s/trial  CPU s/trial  idle s/trial  outside fit (wall/idle)  "
@@ -291,6 +295,9 @@ def main() -> None:
         default=SearchSettings.early_stopping_rounds,
         help="0: fit every n_estimators tree.",
     )
+    parser.add_argument(
+        "--refit-rows", default=SearchSettings.refit_rows, choices=["train", "train+valid"]
+    )
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     parser.add_argument("--keep", type=Path, default=None, help="Keep the MLflow store here.")
     args = parser.parse_args()
@@ -302,6 +309,7 @@ def main() -> None:
         split_seeds=[int(seed) for seed in args.split_seeds.split(",")],
         nthread=args.nthread,
         early_stopping_rounds=args.early_stopping_rounds,
+        refit_rows=args.refit_rows,
         csv=args.csv,
         keep=args.keep,
     )

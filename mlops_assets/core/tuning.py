@@ -22,9 +22,14 @@ kappa is flat beyond ~250 trees and depth 6 (deeper or longer fits cost time, no
 hence the caps. ``scale_pos_weight`` is searched only without resampling: ADASYN/SMOTE
 already raise the positive share, and weighting on top would count it twice.
 
-Every trial fits the pipeline on the train rows, scores the validation rows, picks the
-kappa-optimal threshold there and reports kappa (the objective, negated as loss), F1,
-ROC AUC, PR AUC, precision and recall. The test split is never seen here.
+``n_estimators`` is an upper bound: with early stopping (``SearchSettings``, default 50
+rounds without a better validation PR AUC) a trial keeps its best iteration and records the
+trees kept (metric ``trees``); the final model is refitted with that many trees.
+
+The preprocessing is fitted once per search (:mod:`mlops_assets.core.trial_fit`): every
+trial fits only the classifier on the cached train matrix, scores the cached validation
+matrix, picks the kappa-optimal threshold there and reports kappa (the objective, negated
+as loss), F1, ROC AUC, PR AUC, precision and recall. The test split is never seen here.
 
 The objective is pure (no MLflow, no logging), so it runs unchanged in hyperopt's
 sequential ``Trials`` or in ``SparkTrials`` workers. Child runs are written on the driver
