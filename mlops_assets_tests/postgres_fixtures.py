@@ -282,11 +282,13 @@ def mlflow_server(
     backend = postgres.url("mlflow", driver="postgresql+psycopg2")
     command = [
         sys.executable,
-        *("-m", "mlflow", "server", "--backend-store-uri", backend),
+        *("-m", "mlflow", "server"),
         *("--serve-artifacts", "--artifacts-destination", str(root / "artifacts")),
         *("--host", "127.0.0.1", "--port", str(port), "--workers", "2"),
     ]
-    process = start("mlflow-server", command, root / "mlflow-server.log", {})
+    # the store URI holds the password: through the environment, not the process list
+    env = {"MLFLOW_BACKEND_STORE_URI": backend}
+    process = start("mlflow-server", command, root / "mlflow-server.log", env)
     try:
         wait_http(f"http://127.0.0.1:{port}/health", process, timeout_s=120)
         yield MlflowServer(f"http://127.0.0.1:{port}", backend, root / "artifacts", process)

@@ -95,8 +95,11 @@ def test_production_profile_runs_on_postgres_mlflow_server_and_spark(
     run_config = {
         "ops": {
             "tuned_model": {"config": {"max_evals": 2, "parallelism": 2, "nthread": 1}},
-            # a first champion: the guardrails' absolute floors are not what is tested here
-            "champion_model": {"config": {"resamples": 200, "min_kappa": 0.0, "min_pr_auc": 0.0}},
+            # a first champion: the guardrails' floors and latency budget are not tested here
+            "champion_model": {
+                "config": {"resamples": 200, "min_kappa": 0.0, "min_pr_auc": 0.0}
+                | {"max_latency_ms_per_row": 1000.0}
+            },
         }
     }
     with dg.DagsterInstance.get() as instance:
