@@ -46,8 +46,6 @@ def run_suite(command: list[str], timeout_s: float) -> subprocess.CompletedProce
 def test_smoke_suite_runs_every_benchmark_and_writes_its_reports(tmp_path: Path) -> None:
     data = tmp_path / "tiny.csv"
     synthetic.generate(3000, seed=7, positive_rate=0.05).to_csv(data, index=False)
-    real_report = PROJECT_ROOT / "BENCHMARKS.md"
-    before = real_report.read_bytes() if real_report.exists() else None
     results, markdown = tmp_path / "out" / "results.json", tmp_path / "out" / "BENCHMARKS.md"
 
     command = [sys.executable, "-m", "benchmarks", "--smoke", "--data", str(data)]
@@ -77,8 +75,10 @@ def test_smoke_suite_runs_every_benchmark_and_writes_its_reports(tmp_path: Path)
         assert f"\n## {name}\n" in text
     assert "skipped in smoke mode" in text
     assert re.search(r"benchmark\s+figure\s+median\s+spread\s+unit\s+target\s+met", done.stdout)
-    after = real_report.read_bytes() if real_report.exists() else None
-    assert after == before, "the smoke run must not touch the real BENCHMARKS.md"
+    # The real report is not this run's (a full run may rewrite it meanwhile: compare content).
+    for real in (PROJECT_ROOT / "BENCHMARKS.md", PROJECT_ROOT / "benchmarks" / "results.json"):
+        if real.exists():
+            assert str(data) not in real.read_text(), f"the smoke run wrote {real}"
 
 
 def test_unknown_benchmark_and_missing_data_are_named(tmp_path: Path) -> None:
