@@ -132,6 +132,8 @@ def registry_lock(
         if _try_create(client, name, tags):
             break
         holder = _holder(client, name)
+        if holder is not None and holder.get(TOKEN_TAG) == token:
+            break  # our create landed but its answer was lost and the client retried it
         if holder is not None and float(holder.get(EXPIRES_TAG, "inf")) < time.time():
             # re-read right before breaking: only the lease we judged expired is deleted
             if _holder(client, name) == holder:

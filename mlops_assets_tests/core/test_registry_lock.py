@@ -139,3 +139,30 @@ def test_two_challengers_at_once_are_each_judged_against_the_champion_of_their_t
         else second["champion_version"]
     )
     assert state.champion == str(winner)
+
+
+class _LostAnswer:
+    """A client whose first create lands but answers 'already exists' (a retried request)."""
+
+    def __init__(self, client) -> None:
+        self.client, self.creates = client, 0
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def create_registered_model(self, name, **kwargs):
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS
+
+        self.creates += 1
+        self.client.create_registered_model(name, **kwargs)
+        if self.creates == 1:
+            raise MlflowException("already exists", error_code=RESOURCE_ALREADY_EXISTS)
+
+
+def test_a_create_whose_answer_was_lost_still_holds_the_lock(promotion_registry) -> None:
+    client = _LostAnswer(promotion_registry.client())
+    name, _ = fresh_model(promotion_registry, "good")
+    with registry_lock(client, name, timeout_s=2.0) as held:
+        assert client.creates == 1 and not held.broke_stale
+    assert client.search_registered_models(f"name = '{lock_name(name)}'") == []
