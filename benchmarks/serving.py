@@ -16,6 +16,9 @@ Targets are measured in turn, round-robin over --rounds rounds, and the median r
 reported, so slow phases of a shared machine hit every target alike. On a 2-core machine the
 client shares the cores with the server: its CPU seconds are printed too.
 
+``run(args)`` (a Namespace of the options below) returns ``{(target, concurrency): [each
+round's figures: rps, p50_ms, p99_ms, statuses, cpu, requests]}``; importing does no work.
+
 Usage:
   .venv/bin/python benchmarks/serving.py [--seconds 3] [--rounds 3] [--concurrency 1 8 32]
       [--rows 50000] [--trees 200] [--targets ours+log ours-nolog ours+log/inv mlflow]

@@ -52,7 +52,7 @@ class WriteAheadLog:
         directory: str | os.PathLike[str],
         segment_bytes: int = 8 << 20,
         on_durable: Callable[[list[LogRecord]], None] | None = None,
-        sync_threads: int = 2,
+        sync_threads: int = 4,
         max_group_delay_s: float = 0.001,
     ) -> None:
         """Prepare the log; nothing touches the disk before :meth:`open`.
