@@ -75,16 +75,40 @@ def kappa_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.
     last_of_run = np.r_[ordered[1:] != ordered[:-1], True]
     tp = np.cumsum(hits)[last_of_run].astype(np.float64)
     predicted = (np.flatnonzero(last_of_run) + 1).astype(np.float64)
-    fp = predicted - tp
-    n = float(labels.size)
     positives = float(labels.sum())
-    negatives = n - positives
-    tn = negatives - fp
-    observed = (tp + tn) / n
+    kappas = kappas_of_counts(tp, predicted - tp, positives, float(labels.size) - positives)
+    return ordered[last_of_run], kappas
+
+
+def kappas_of_counts(
+    tp: np.ndarray, fp: np.ndarray, positives: float, negatives: float
+) -> np.ndarray:
+    """Cohen's kappa from true / false positive counts at each threshold."""
+    n = positives + negatives
+    predicted = tp + fp
+    observed = (tp + negatives - fp) / n
     expected = (predicted * positives + (n - predicted) * negatives) / (n * n)
     with np.errstate(divide="ignore", invalid="ignore"):
-        kappas = np.where(expected < 1.0, (observed - expected) / (1.0 - expected), 0.0)
-    return ordered[last_of_run], kappas
+        return np.where(expected < 1.0, (observed - expected) / (1.0 - expected), 0.0)
+
+
+def choose_threshold(
+    thresholds: np.ndarray, tp: np.ndarray, fp: np.ndarray, positives: float, negatives: float
+) -> tuple[ThresholdChoice, int]:
+    """The kappa-optimal threshold from counts at distinct thresholds (decreasing order).
+
+    Returns:
+        The choice (midpoint to the next lower distinct score; ties go to the highest
+        threshold) and the index of the winning threshold.
+    """
+    kappas = kappas_of_counts(tp, fp, positives, negatives)
+    best = int(np.argmax(kappas))
+    upper = float(thresholds[best])
+    lower = float(thresholds[best + 1]) if best + 1 < thresholds.size else upper
+    middle = (upper + lower) / 2.0
+    threshold = middle if lower < middle <= upper else upper
+    choice = ThresholdChoice(threshold, float(kappas[best]), int(thresholds.size))
+    return choice, best
 
 
 def best_kappa_threshold(y_true: np.ndarray, scores: np.ndarray) -> ThresholdChoice:

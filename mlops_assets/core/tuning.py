@@ -51,9 +51,9 @@ from hyperopt import STATUS_FAIL, STATUS_OK, hp
 from hyperopt.pyll import scope
 
 from mlops_assets.constants import LABEL_COLUMN
-from mlops_assets.core.evaluation import evaluate
 from mlops_assets.core.model import ClassifierFactory
-from mlops_assets.core.thresholds import best_kappa_threshold, check_binary_labels
+from mlops_assets.core.sorted_metrics import threshold_and_metrics
+from mlops_assets.core.thresholds import check_binary_labels
 from mlops_assets.core.trial_fit import TREES_METRIC, TrialFitter, search_matrices
 from mlops_assets.core.trials import TrialOutcome, TrialRecorder, clean_params
 
@@ -109,8 +109,7 @@ def score_trial(
         started = time.perf_counter()
         fit = fitter.fit(factory({**params, **fixed}))
         labels = fitter.matrices.valid_labels
-        choice = best_kappa_threshold(labels, fit.scores)
-        result = evaluate(labels, fit.scores, choice.threshold, "split 'valid'")
+        _, result = threshold_and_metrics(labels, fit.scores, "split 'valid'")
         metrics = result.metrics("valid_")
         if fit.trees is not None:
             metrics[TREES_METRIC] = float(fit.trees)
