@@ -162,6 +162,23 @@ def test_production_profile_runs_on_postgres_mlflow_server_and_spark(
         mlflow_server.artifacts_destination.rglob("MLmodel")
     )
 
+    # Secrets from the environment are in no stored event, tag or parameter.
+    leaks = {
+        (secret, database, table): _rows(
+            postgres, database, f"SELECT count(*) FROM {table} WHERE {column} LIKE %s", f"%{value}%"
+        )[0][0]
+        for secret, value in (("pg password", postgres.password), ("admin token", ADMIN_TOKEN))
+        for database, table, column in (
+            ("dagster", "event_logs", "event"),
+            ("dagster", "runs", "run_body"),
+            ("mlflow", "tags", "value"),
+            ("mlflow", "params", "value"),
+            ("mlflow", "model_version_tags", "value"),
+        )
+    }
+    leaks = {key: count for key, count in leaks.items() if count}
+    assert not leaks, leaks
+
     # Delta: written by the Spark engine (engineInfo and the engine's commit token).
     lake = tmp_path / "lake"
     for table in ("raw_transactions", "transactions", "training_splits", "resampled_train"):
@@ -180,5 +197,5 @@ def test_production_profile_runs_on_postgres_mlflow_server_and_spark(
         f"\nproduction profile: run {result.run_id} in PostgreSQL with {events} event rows, "
         f"{len(materialized)} materializations; MLflow run {tuned.run_id} + {nested} trials "
         f"and version {registered.version} (champion) in the PostgreSQL backend; "
-        "4 Delta tables written by Spark"
+        "4 Delta tables written by Spark; PG password and admin token in none of 5 stored columns"
     )
