@@ -161,6 +161,8 @@ class WriteAheadLog:
                 segment = files.segments[-1][0]
             self._helper.request(records[-1].lsn, segment)
         except BaseException as error:  # noqa: BLE001 - every waiter must hear about it
+            if isinstance(error, BrokenPipeError):
+                error = WalError("the WAL sync helper process exited")
             self._fail(error, [future for _, future in group])
             return
         futures = [future for _, future in group]

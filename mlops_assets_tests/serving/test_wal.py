@@ -196,3 +196,24 @@ def test_recovery_stops_at_the_first_invalid_frame_of_a_preallocated_segment(
     assert [record.payload for record in recovered] == [b"record-%d" % n for n in range(3)]
     assert again.append_blocking(b"after") == 4
     again.close()
+
+
+def test_a_dead_sync_helper_fails_the_waiters_and_every_later_append(tmp_path: Path) -> None:
+    wal, _ = opened(tmp_path)
+
+    async def append_after_the_helper_died() -> list:
+        assert await wal.append(b"before") == 1
+        wal._helper.process.kill()
+        wal._helper.process.wait()
+        results = await asyncio.gather(
+            wal.append(b"lost"), asyncio.sleep(0.2), return_exceptions=True
+        )
+        return results[:1]
+
+    (error,) = asyncio.run(append_after_the_helper_died())
+    assert isinstance(error, WalError) and "helper process exited" in str(error)
+    with pytest.raises(WalError, match="failed earlier"):
+        asyncio.run(wal.append(b"later"))
+    wal.close()
+    _, recovered = opened(tmp_path)
+    assert [record.payload for record in recovered][:1] == [b"before"]
