@@ -287,7 +287,8 @@ def mlflow_server(
         *("--host", "127.0.0.1", "--port", str(port), "--workers", "2"),
     ]
     # the store URI holds the password: through the environment, not the process list
-    env = {"MLFLOW_BACKEND_STORE_URI": backend}
+    # no GenAI job runner processes (scorers, trace archival): nothing here uses them
+    env = {"MLFLOW_BACKEND_STORE_URI": backend, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     process = start("mlflow-server", command, root / "mlflow-server.log", env)
     try:
         wait_http(f"http://127.0.0.1:{port}/health", process, timeout_s=120)
