@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 import pandas as pd
 
 from mlops_assets.constants import LABEL_COLUMN, RAW_TRANSACTIONS_TABLE, TRANSACTIONS_TABLE
+from mlops_assets.core.dedup import drop_exact_duplicates
 from mlops_assets.core.schema import DataValidationError, binary_label, kind_of, type_columns
 from mlops_assets.core.tables import DeltaEngine, TableRef
 
@@ -134,7 +135,7 @@ def silver_frame(
     typed[LABEL_COLUMN] = label.to_numpy()
     before = len(typed)
     if dedup == "drop_exact":
-        typed = typed.drop_duplicates(keep="first")
+        typed = drop_exact_duplicates(typed)
     return SilverFrame(typed.reset_index(drop=True), before - len(typed), renamed)
 
 
@@ -266,7 +267,7 @@ def refine_transactions(
             frame = pd.concat([frame, aligned], ignore_index=True)
             if dedup == "drop_exact":
                 before = len(frame)
-                frame = frame.drop_duplicates(keep="first").reset_index(drop=True)
+                frame = drop_exact_duplicates(frame).reset_index(drop=True)
                 dropped += before - len(frame)
     ref = engine.write(table, frame, mode="overwrite")
     return SilverResult(
