@@ -76,7 +76,7 @@ class SearchSettings:
     parallelism: int = 2
     nthread: int = 2
     early_stopping_rounds: int = 50
-    refit_rows: str = "train"
+    refit_rows: str = "train+valid"
 
 
 @dataclass(frozen=True)
