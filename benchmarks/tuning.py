@@ -20,7 +20,12 @@ Prints:
 
 Usage:
   .venv/bin/python benchmarks/tuning.py [--max-evals 25] [--resampling adasyn|smote|none]
-      [--sampling-ratio 0.1] [--seed 42] [--nthread 2] [--csv PATH] [--keep DIR]
+      [--sampling-ratio 0.1] [--seed 42] [--split-seeds 42,0,1] [--nthread 2]
+      [--early-stopping-rounds 50] [--refit-rows train|train+valid] [--csv PATH] [--keep DIR]
+
+From Python (no work at import): ``tuning_figures(**same options) -> dict`` returns the
+figures (``{"settings", "splits": {split_seed: {...}}, "summary"}``); ``print_summary``
+prints its table.
 """
 
 from __future__ import annotations
