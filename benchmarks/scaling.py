@@ -50,12 +50,14 @@ SMOKE_BASE_ROWS = 3000
 LINEAR_LIMIT = 1.15
 MIN_JUDGED_S = 0.2  # below this at the smallest size, fixed costs dominate the exponent
 SCALE_PATHS = {
-    "resample": "ADASYN's neighbour search is O(positives x rows): both grow with the data. "
-    "Beyond one machine: resampling 'none' with scale_pos_weight (searched by tuning), or SMOTE "
-    "(neighbours among positives only), or ADASYN per Spark partition (mapInPandas) on the "
-    "Spark engine.",
-    "silver": "exact-duplicate detection hashes every row in memory; on the Spark engine it is "
-    "dropDuplicates, distributed.",
+    "resample": "ADASYN's neighbour search (brute force, 30 columns) is O(positives x rows) and "
+    "both grow with the data, its peak memory too (13 GiB at 16x here). Paths that scale: "
+    "method 'smote' (neighbours among positives only: the resample_smote stage), or 'none' with "
+    "scale_pos_weight (searched by tuning when resampling is off); ADASYN per Spark partition "
+    "(mapInPandas) is the Spark-engine route.",
+    "silver": "pandas' DataFrame.duplicated over 31 columns was superlinear (CPU 0.7 -> 4.0 -> "
+    "65 s at 1x/4x/16x); core.dedup hashes each row once (4.6 s at 16x); on the Spark engine "
+    "dedup is dropDuplicates, distributed.",
     "splits": "canonical ordering sorts every row in memory; the Spark engine can split by a "
     "per-row hash without a global sort.",
     "drift": "the reference is capped (50,000 rows) and the domain classifier too (20,000 per "
