@@ -23,6 +23,8 @@ from mlops_assets_tests.serving.registry import TestRegistry, xgb_bundle
 pytestmark = pytest.mark.e2e
 ROW = {"V1": 0.3, "V2": -1.2, "V3": None, "Amount": 12.5, "count": 3}
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+# A reload loads and warms a model: seconds on a loaded machine, past httpx's 5 s default.
+RELOAD_TIMEOUT_S = 60
 INTRUDER = "intruder_model"
 
 
@@ -53,8 +55,13 @@ def test_admin_endpoints_need_the_token(server) -> None:
         assert response.status_code in (401, 403), (headers, response.text)
         assert "token" in response.json()["error"]
         assert response.headers.get("www-authenticate") == "Bearer"
-    assert httpx.post(url, headers=AUTH).status_code == 200
-    assert httpx.post(url, headers={"X-Admin-Token": ADMIN_TOKEN}).status_code == 200
+    assert httpx.post(url, headers=AUTH, timeout=RELOAD_TIMEOUT_S).status_code == 200
+    assert (
+        httpx.post(
+            url, headers={"X-Admin-Token": ADMIN_TOKEN}, timeout=RELOAD_TIMEOUT_S
+        ).status_code
+        == 200
+    )
 
 
 def _listening(port: int) -> list[tuple[str, str]]:
@@ -92,12 +99,17 @@ def test_serves_only_the_configured_registered_model(serving_registry, tmp_path)
         assert ready.status_code == 503, ready.text
         reason = ready.json()["reason"]
         assert "fraud_detector" in reason and alias in reason and INTRUDER not in reason
-        httpx.post(server.url + "/admin/reload", headers=AUTH)
+        httpx.post(server.url + "/admin/reload", headers=AUTH, timeout=RELOAD_TIMEOUT_S)
         info = httpx.get(server.url + "/model").json()
         assert info["name"] == "fraud_detector" and info["version"] is None
         assert httpx.post(server.url + "/predict", json=ROW).status_code == 503
         serving_registry.set_alias(alias, 3)  # now the configured model has it too
-        assert httpx.post(server.url + "/admin/reload", headers=AUTH).status_code == 200
+        assert (
+            httpx.post(
+                server.url + "/admin/reload", headers=AUTH, timeout=RELOAD_TIMEOUT_S
+            ).status_code
+            == 200
+        )
         info = httpx.get(server.url + "/model").json()
         assert info["name"] == "fraud_detector" and info["version"] == 3
         assert httpx.post(server.url + "/predict", json=ROW).json()["model_version"] == 3
@@ -165,8 +177,8 @@ def test_the_admin_token_never_leaks(server, serving_registry) -> None:  # noqa:
     httpx.post(
         server.url + "/admin/reload", headers={"Authorization": "Bearer bad-token-1234567890"}
     )
-    httpx.post(server.url + "/admin/reload", headers=AUTH)
-    httpx.post(server.url + "/admin/reload?force=true", headers=AUTH)
+    httpx.post(server.url + "/admin/reload", headers=AUTH, timeout=RELOAD_TIMEOUT_S)
+    httpx.post(server.url + "/admin/reload?force=true", headers=AUTH, timeout=RELOAD_TIMEOUT_S)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         log, labels = read_table(server.lake, "inference_log"), read_table(server.lake, "feedback")
