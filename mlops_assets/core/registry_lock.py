@@ -92,7 +92,9 @@ def _try_create(client: Any, name: str, tags: dict[str, str]) -> bool:
         )
         return True
     except MlflowException as error:
-        if _error_code(error) == "RESOURCE_ALREADY_EXISTS":
+        # ALREADY_EXISTS: someone holds it. DOES_NOT_EXIST: the SQL store's insert collided
+        # with a holder that released before the store looked it up to report the collision.
+        if _error_code(error) in ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"):
             return False
         raise
 
