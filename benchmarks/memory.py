@@ -17,9 +17,9 @@ def _rss_kib(pid: int | str) -> int:
     return 0
 
 
-def _rss_mib() -> float:
-    """Resident memory of this process and its children (the Spark JVM is one), in MiB."""
-    parents: dict[int, list[int]] = {}
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children first found, then theirs), from /proc."""
+    children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -27,13 +27,19 @@ def _rss_mib() -> float:
                     ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
             except (OSError, IndexError, ValueError):
                 continue
-            parents.setdefault(ppid, []).append(int(entry))
-    total, pending = 0, [os.getpid()]
+            children.setdefault(ppid, []).append(int(entry))
+    found, pending = [], list(children.get(pid, []))
     while pending:
-        pid = pending.pop()
-        total += _rss_kib(pid)
-        pending.extend(parents.get(pid, []))
-    return total / 1024
+        child = pending.pop()
+        found.append(child)
+        pending.extend(children.get(child, []))
+    return found
+
+
+def _rss_mib() -> float:
+    """Resident memory of this process and its children (the Spark JVM is one), in MiB."""
+    pid = os.getpid()
+    return sum(_rss_kib(member) for member in (pid, *descendants(pid))) / 1024
 
 
 class PeakRss:

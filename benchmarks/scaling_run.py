@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.memory import PeakRss
+from benchmarks.memory import PeakRss, descendants
 
 NOISE_SHARE = 0.01  # noise std as a share of each numeric column's std
 FIT_PARAMS = {"n_estimators": 100, "max_depth": 5, "learning_rate": 0.1, "seed": 0, "nthread": 2}
@@ -84,24 +84,8 @@ def work_cpu_s(sampler_tid: int | None) -> float:
 
 def tree_cpu_s() -> float:
     """CPU seconds (user + system) used so far by this process and its live descendants."""
-    parents: dict[int, list[int]] = {}
-    cpu: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            parents.setdefault(int(fields[1]), []).append(int(entry))
-            cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
-    total, pending = 0.0, [os.getpid()]
-    while pending:
-        pid = pending.pop()
-        total += cpu.get(pid, 0.0)
-        pending.extend(parents.get(pid, []))
-    return total
+    pid = os.getpid()
+    return sum(_stat_cpu_s(f"/proc/{member}/stat") for member in (pid, *descendants(pid)))
 
 
 def _engine(name: str, root: Path, ivy_dir: str) -> Any:

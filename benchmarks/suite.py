@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Callable
 
 from benchmarks.harness import Figure, Settings, failed
+from benchmarks.memory import descendants
 from benchmarks.report import BenchmarkRun
 
 BENCHMARKS = (
@@ -70,25 +71,6 @@ def _child(name: str, settings: Settings, out: mp.Queue) -> None:
         out.put(("ok", figures))
     except BaseException as error:  # reported as a failed benchmark; the suite goes on
         out.put(("failed", [failed(name, error)], traceback.format_exc()))
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (children first found, then theirs), from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, pending = [], list(children.get(pid, []))
-    while pending:
-        child = pending.pop()
-        found.append(child)
-        pending.extend(children.get(child, []))
-    return found
 
 
 def stop_tree(process: mp.process.BaseProcess, grace_s: float = 10.0) -> None:
