@@ -8,6 +8,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from mlops_assets.core.lineage import git_commit
 from mlops_assets.core.paths import PROJECT_ROOT
 
 PACKAGES = (
@@ -85,29 +86,6 @@ def uncommitted() -> list[str]:
     except (OSError, subprocess.SubprocessError):
         return []
     return [line[3:] for line in lines if line.strip()]
-
-
-def git_commit() -> str:
-    """The checked-out commit, with ``+dirty`` when tracked files differ from it."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return commit + ("+dirty" if dirty else "")
 
 
 def describe() -> dict[str, object]:
