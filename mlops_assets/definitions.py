@@ -15,6 +15,7 @@ import dagster as dg
 from mlops_assets.constants import REGISTERED_MODEL_NAME
 from mlops_assets.core.paths import state_paths
 from mlops_assets.defs import automation, deployment, ingestion, jobs, monitoring, serving, training
+from mlops_assets.io_manager import RunScopedIOManager
 from mlops_assets.resources import (
     AutomationSettings,
     DataSource,
@@ -120,7 +121,9 @@ def build_definitions(resources: dict[str, dg.ConfigurableResource]) -> dg.Defin
         asset_checks=checks,
         jobs=jobs,
         sensors=sensors,
-        resources=resources,
+        # values handed between steps: one file per (asset, run), so concurrent runs of the
+        # same assets never read each other's values (Dagster's default keeps one per asset)
+        resources={"io_manager": RunScopedIOManager(), **resources},
         # One process per run: the multiprocess executor costs ~2 s per step here.
         executor=dg.in_process_executor,
     )
