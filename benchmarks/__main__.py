@@ -6,10 +6,12 @@ the JSON results and ``BENCHMARKS.md``. Exit code 1 when any benchmark failed.
 Usage (from the repository root):
   .venv/bin/python -m benchmarks [--data PATH] [--target COL] [--positive LABEL] [--smoke]
       [--only a,b] [--reps N] [--warmup N] [--full] [--json PATH] [--markdown PATH]
-      [--workdir DIR] [--note TEXT] [--timeout SECONDS]
+      [--workdir DIR] [--note TEXT] [--timeout SECONDS] [--update]
 
 The reports are rewritten after each benchmark; one stopped (``--timeout``) is reported as
-failed, and those a stopped run did not reach as "not run in this session".
+failed, and those a stopped run did not reach as "not run in this session". ``--update``
+re-measures only the ``--only`` benchmarks and keeps the others' figures from the existing
+JSON report; every benchmark's section names the command, commit and time it was measured at.
 
 ``--smoke`` runs every benchmark on a 3,000-row sample with one repetition, no warm-up,
 tiny budgets and short serving windows (Spark and ``mlflow models serve`` skipped), in
@@ -35,11 +37,17 @@ from benchmarks.report import (
     SuiteReport,
     console_table,
     not_run,
+    read_runs,
     write_json,
     write_markdown,
 )
 from benchmarks.suite import BENCHMARKS, run_benchmark, select
 from mlops_assets.core.paths import PROJECT_ROOT
+
+
+def ordered(runs: list[BenchmarkRun]) -> tuple[BenchmarkRun, ...]:
+    """``runs`` in the suite's order (kept and re-measured benchmarks interleave)."""
+    return tuple(sorted(runs, key=lambda run: BENCHMARKS.index(run.name)))
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -60,6 +68,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=None, help="seconds per benchmark before it is stopped"
     )
+    parser.add_argument(
+        "--update", action="store_true", help="keep the other benchmarks from the --json report"
+    )
     args = parser.parse_args(argv)
     if not args.data.is_file():
         parser.error(f"--data {args.data}: no such file")
@@ -67,8 +78,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--reps must be >= 1 and --warmup >= 0, got {args.reps} and {args.warmup}")
     try:
         args.names = select(args.only)
+        args.kept = read_runs(args.json) if args.update else {}
     except ValueError as error:
         parser.error(str(error))
+    if args.update and not args.only:
+        parser.error("--update re-measures the --only benchmarks: name them")
     return args
 
 
@@ -99,8 +113,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def report(runs: list[BenchmarkRun]) -> SuiteReport:
         done = {run.name for run in runs}
+        kept = [run for name, run in args.kept.items() if name not in args.names]
+        updated = [
+            f"This command re-measured {', '.join(args.names)}; "
+            f"{', '.join(run.name for run in kept)} are kept from earlier commands (see each "
+            "section for its command, commit and time)."
+        ]
         notes = [
             *args.note,
+            *(updated if kept else []),
             f"Load average (1 min) {facts['load_average_1m']} at the start and "
             f"{os.getloadavg()[0]:.2f} at the end on {facts['cores']} cores: absolute times "
             "drift with the load of a shared machine; side-by-side ratios are steadier.",
@@ -116,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
                 if key != "workdir"
             }
             | {"data": str(args.data)},
-            runs=(*runs, *(not_run(name) for name in args.names if name not in done)),
+            runs=ordered(
+                [*kept, *runs, *(not_run(name) for name in args.names if name not in done)]
+            ),
             notes=tuple(notes),
         )
 
@@ -133,7 +156,15 @@ def main(argv: list[str] | None = None) -> int:
             bench = dataclasses.replace(settings, workdir=settings.workdir / name)
             bench.workdir.mkdir(parents=True, exist_ok=True)
             say = lambda line: print(line, file=sys.stderr)  # noqa: E731
-            run = run_benchmark(name, bench, say, args.timeout)
+            provenance = {
+                "command": command,
+                "commit": facts["git_commit"],
+                "started_utc": now(),
+                "load_average_1m": round(os.getloadavg()[0], 2),
+            }
+            run = dataclasses.replace(
+                run_benchmark(name, bench, say, args.timeout), provenance=provenance
+            )
             runs.append(run)
             print(f"[{name}] {run.status} in {run.seconds:.1f} s", flush=True)
             write_json(report(runs), args.json)  # after each one: a stopped run keeps these

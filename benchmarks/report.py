@@ -22,11 +22,15 @@ class BenchmarkRun:
         name: the benchmark (``ingestion``, ``serving``...).
         seconds: wall-clock seconds of its ``suite`` call.
         figures: what it measured (a single ``failed`` figure when it raised).
+        provenance: where and when it was measured (``command``, ``commit``,
+            ``started_utc``, ``load_average_1m``): a report updated with ``--update`` keeps
+            the other benchmarks' figures from earlier commands, each with its own.
     """
 
     name: str
     seconds: float
     figures: tuple[Figure, ...]
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -144,6 +148,7 @@ def write_json(report: SuiteReport, path: Path) -> None:
                 "name": run.name,
                 "status": run.status,
                 "seconds": round(run.seconds, 2),
+                "provenance": run.provenance,
                 "figures": [asdict(figure) for figure in run.figures],
             }
             for run in report.runs
@@ -151,6 +156,45 @@ def write_json(report: SuiteReport, path: Path) -> None:
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_json_safe(body), indent=2, allow_nan=False) + "\n")
+
+
+def read_runs(path: Path) -> dict[str, BenchmarkRun]:
+    """The benchmark runs of a JSON report written by :func:`write_json`, by name.
+
+    Raises:
+        ValueError: When ``path`` is missing or not such a report (the path is named).
+    """
+    try:
+        body = json.loads(path.read_text())
+        return {
+            entry["name"]: BenchmarkRun(
+                entry["name"],
+                float(entry["seconds"]),
+                tuple(
+                    Figure(
+                        **(
+                            figure
+                            | {"value": math.nan if figure["value"] is None else figure["value"]}
+                        )
+                    )
+                    for figure in entry["figures"]
+                ),
+                dict(entry.get("provenance") or {}),
+            )
+            for entry in body["benchmarks"]
+        }
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a benchmark report to update ({error})") from error
+
+
+def _provenance(run: BenchmarkRun) -> str:
+    where = run.provenance
+    if not where:
+        return ""
+    return (
+        f" Measured {where.get('started_utc')} at commit `{where.get('commit')}` "
+        f"(load average {where.get('load_average_1m')} at its start) by `{where.get('command')}`."
+    )
 
 
 def _md_row(cells: list[str]) -> str:
@@ -210,7 +254,8 @@ def markdown(report: SuiteReport) -> str:
         ],
     )
     for run in report.runs:
-        lines += ["", f"## {run.name}", "", f"Status: {run.status}; {run.seconds:.1f} s.", ""]
+        status = f"Status: {run.status}; {run.seconds:.1f} s.{_provenance(run)}"
+        lines += ["", f"## {run.name}", "", status, ""]
         lines += _md_table(
             ["figure", "median", "spread", "unit", "target", "verdict", "note"],
             [_cells(figure)[1:] + [figure.note] for figure in run.figures],

@@ -116,3 +116,24 @@ def test_a_failing_benchmark_is_reported_and_the_suite_goes_on(tmp_path: Path) -
     assert "needs column(s) ['Time']" in runs["serving"]["figures"][0]["note"]
     assert runs["resampling"]["status"] == "ok"
     assert "| benchmark failed | - | - |  |  | failed |" in markdown.read_text()
+
+    # --update re-measures the named benchmarks and keeps the others, each with its provenance
+    first, kept = runs["resampling"]["provenance"], runs["serving"]
+    assert first["command"].startswith("python -m benchmarks --smoke") and first["commit"]
+    update = [sys.executable, "-m", "benchmarks", "--smoke", "--data", str(data)]
+    update += ["--json", str(results), "--markdown", str(markdown), "--update"]
+    again = run_suite([*update, "--only", "resampling"], timeout_s=300)
+    assert again.returncode == 1, again.stdout + again.stderr  # the kept serving still failed
+    runs = {run["name"]: run for run in json.loads(results.read_text())["benchmarks"]}
+    assert list(runs) == ["resampling", "serving"]  # the suite's order
+    assert runs["serving"] == kept
+    assert runs["resampling"]["provenance"]["command"].endswith("--only resampling")
+    text = markdown.read_text()
+    assert "This command re-measured resampling; serving are kept from earlier commands" in text
+    assert text.count("at commit `") == 2
+    no_only = subprocess.run(update, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert no_only.returncode == 2 and "--update re-measures the --only" in no_only.stderr
+    absent = [sys.executable, "-m", "benchmarks", "--data", str(data), "--only", "drift"]
+    absent += ["--json", str(tmp_path / "none.json"), "--update"]
+    missing = subprocess.run(absent, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert missing.returncode == 2 and "none.json: not a benchmark report" in missing.stderr
