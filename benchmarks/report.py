@@ -166,6 +166,12 @@ def read_runs(path: Path) -> dict[str, BenchmarkRun]:
     """
     try:
         body = json.loads(path.read_text())
+        whole_run = {  # reports written before provenance was per benchmark
+            "command": body["command"],
+            "commit": body["machine"].get("git_commit"),
+            "started_utc": body["started_utc"],
+            "load_average_1m": body["machine"].get("load_average_1m"),
+        }
         return {
             entry["name"]: BenchmarkRun(
                 entry["name"],
@@ -179,7 +185,7 @@ def read_runs(path: Path) -> dict[str, BenchmarkRun]:
                     )
                     for figure in entry["figures"]
                 ),
-                dict(entry.get("provenance") or {}),
+                dict(entry.get("provenance") or whole_run),
             )
             for entry in body["benchmarks"]
         }
