@@ -18,7 +18,7 @@ import json
 import re
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
@@ -137,6 +137,26 @@ def _first_line(text: str, width: int = 110) -> str:
     return line if len(line) <= width else line[: width - 3] + "..."
 
 
+def merge_duplicates(findings: list[Finding]) -> tuple[Finding, ...]:
+    """Fold advisories that name each other (a PYSEC entry aliasing a GHSA one) into one finding.
+
+    Findings are sorted by package and id; for one package, a finding whose id or aliases meet
+    the ids already kept is merged into that kept finding (ids added as aliases, fixes united).
+    """
+    kept: list[Finding] = []
+    for finding in sorted(findings, key=lambda f: (normalize_name(f.package), f.advisory)):
+        names = {finding.advisory, *finding.aliases}
+        for i, other in enumerate(kept):
+            if other.package == finding.package and names & {other.advisory, *other.aliases}:
+                aliases = sorted((names | set(other.aliases)) - {other.advisory})
+                fixed = sorted(set(other.fixed) | set(finding.fixed), key=Version)
+                kept[i] = replace(other, aliases=tuple(aliases), fixed=tuple(fixed))
+                break
+        else:
+            kept.append(finding)
+    return tuple(kept)
+
+
 def audit(pins: tuple[Pin, ...], db: Path) -> AuditReport:
     """Check every pin against every PyPI advisory of the database."""
     by_key = {pin.key: pin for pin in pins}
@@ -181,7 +201,6 @@ def audit(pins: tuple[Pin, ...], db: Path) -> AuditReport:
                         notes=tuple(notes),
                     )
                 )
-    findings.sort(key=lambda f: (normalize_name(f.package), f.advisory))
     return AuditReport(
         database=str(db),
         database_commit=_git_commit(db),
@@ -190,7 +209,7 @@ def audit(pins: tuple[Pin, ...], db: Path) -> AuditReport:
         withdrawn=withdrawn,
         pins=pins,
         with_advisories=tuple(sorted(seen)),
-        findings=tuple(findings),
+        findings=merge_duplicates(findings),
         problems=tuple(problems),
     )
 

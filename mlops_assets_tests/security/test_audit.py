@@ -264,3 +264,19 @@ def test_runs_as_a_script_from_the_repository_root(tmp_path):
     )
     assert done.returncode == 1, done.stderr
     assert "VULNERABLE foo==1.0" in done.stdout
+
+
+def test_advisories_that_alias_each_other_are_one_finding(tmp_path):
+    ghsa = advisory_yaml("GHSA-aaaa", "foo", EVENTS["fixed_later"])
+    pysec = advisory_yaml("PYSEC-1", "foo", EVENTS["fixed_later"]).replace(
+        "- CVE-PYSEC-1", "- CVE-PYSEC-1\n- GHSA-aaaa"
+    )
+    other = advisory_yaml("PYSEC-2", "foo", EVENTS["open_ended"])
+    db = write_db(
+        tmp_path, [("GHSA-aaaa", "foo", ghsa), ("PYSEC-1", "foo", pysec), ("PYSEC-2", "foo", other)]
+    )
+    report = audit(read_pins(write_lock(tmp_path / "r.lock", "foo==1.5\n")), db)
+    assert [(f.advisory, f.aliases, f.fixed) for f in report.findings] == [
+        ("GHSA-aaaa", ("CVE-GHSA-aaaa", "CVE-PYSEC-1", "PYSEC-1"), ("2.0",)),
+        ("PYSEC-2", ("CVE-PYSEC-2",), ()),
+    ]
