@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --upgrade pip -c requirements.lock setuptools  # the venv bootstrap setuptools is old (CVEs, SECURITY.md)
 	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
