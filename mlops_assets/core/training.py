@@ -3,11 +3,10 @@
 :func:`train_and_log` is what the ``tuned_model`` asset calls, with splits checked by
 :func:`mlops_assets.core.tuning.prepare_splits`. It checks the budget and that the tracking
 store answers before anything is logged, opens the parent run with the lineage tags, runs the
-search
-(:mod:`mlops_assets.core.tuning`), refits the best candidate and chooses its threshold on the
-validation rows (:mod:`mlops_assets.core.final_model`), evaluates it once on the test rows,
-and logs the
-model (:func:`mlops_assets.core.model_io.log_bundle`), the metrics and the curve images.
+search (:mod:`mlops_assets.core.tuning`), refits the best candidate and chooses its threshold
+on the validation rows (:mod:`mlops_assets.core.final_model`), evaluates it once on the test
+rows, and logs the model (:func:`mlops_assets.core.model_io.log_bundle`), the metrics and
+the curve images.
 However the search ends (error, interrupt), no run is left in the RUNNING state; a process
 killed outright (SIGKILL) cannot end its runs, so every search first reaps the RUNNING runs
 of dead owners (:mod:`mlops_assets.core.orphans`), and the parent run names its owner.
@@ -159,9 +158,20 @@ def _search(
     objective = make_objective(factory, fixed, fitter)
     trials = make_trials(settings.parallelism, spark_session)
     recorder = TrialRecorder(children, settings.patience)
-    outcomes = run_search(
-        objective, space, trials, recorder, settings.max_evals, settings.seed, settings.timeout_s
-    )
+    try:
+        outcomes = run_search(
+            objective,
+            space,
+            trials,
+            recorder,
+            settings.max_evals,
+            settings.seed,
+            settings.timeout_s,
+        )
+    except BaseException:
+        children.close(quiet=True)  # no child run left RUNNING; the search's error wins
+        raise
+    children.close()  # every child run written; a write failure fails the search
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     if not outcomes:
         raise SearchFailedError(f"no trial finished within the timeout of {settings.timeout_s} s")

@@ -12,17 +12,25 @@ once per process, with the parameters the scikit-learn wrapper would pass
 same rows. ``n_estimators`` is an upper bound: with early stopping on the validation split
 the trial keeps the best iteration and reports how many trees it used; the final pipeline is
 refitted with that many trees and no early stopping, so serving sees a plain classifier.
-Validation scores come from ``inplace_predict`` on the cached array. Any other classifier is
-fitted with ``fit(matrix, labels)`` and scored with ``predict_proba``.
+Validation scores: with early stopping, XGBoost has already predicted the validation rows
+with every tree it built (its prediction cache, kept up to date to evaluate the stopping
+metric); the scores of the best iteration are that cached margin minus the margin of the
+trees built after it (``early_stopping_rounds`` trees, not the ``best_iteration + 1`` kept),
+taken just before ``xgboost.train`` drops its caches (:class:`_BestIterationScores`). This
+equals ``inplace_predict`` up to float32 rounding (below 1e-6). Without early stopping the
+scores come from ``inplace_predict`` on the cached array. Any other classifier is fitted
+with ``fit(matrix, labels)`` and scored with ``predict_proba``.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from xgboost.callback import EarlyStopping, TrainingCallback
 
 from mlops_assets.core.model import build_preprocessor
 
@@ -145,44 +153,105 @@ class TrialFitter:
         """Fit ``classifier`` on the train matrix and score the validation matrix."""
         started, cpu_started = time.perf_counter(), time.process_time()
         if _native_xgboost(classifier):
-            predict = self._fit_xgboost(classifier)
-        else:
-            classifier.fit(self.matrices.train, self.matrices.train_labels)
-
-            def predict() -> tuple[np.ndarray, int | None]:
-                return np.asarray(classifier.predict_proba(self.matrices.valid))[:, 1], None
-
+            return self._fit_xgboost(classifier, started, cpu_started)
+        classifier.fit(self.matrices.train, self.matrices.train_labels)
         fitted, cpu_fitted = time.perf_counter(), time.process_time()
-        scores, trees = predict()
+        scores = np.asarray(classifier.predict_proba(self.matrices.valid))[:, 1]
         return TrialFit(
             scores=np.asarray(scores, dtype=np.float64),
-            trees=trees,
+            trees=None,
             fit_seconds=fitted - started,
             fit_cpu_seconds=cpu_fitted - cpu_started,
             score_seconds=time.perf_counter() - fitted,
         )
 
-    def _fit_xgboost(self, classifier: Any):
+    def _fit_xgboost(self, classifier: Any, started: float, cpu_started: float) -> TrialFit:
         import xgboost
 
         params = classifier.get_xgb_params()
         rounds = classifier.get_num_boosting_rounds()
         train, valid = self._data(classifier.max_bin, classifier.n_jobs)
-        stopping = self.early_stopping_rounds or None
-        booster = xgboost.train(
+        if not self.early_stopping_rounds:
+            booster = xgboost.train(params, train, rounds, verbose_eval=False)
+            fitted, cpu_fitted = time.perf_counter(), time.process_time()
+            scores = booster.inplace_predict(
+                self.matrices.valid, iteration_range=(0, rounds), missing=classifier.missing
+            )
+            return TrialFit(
+                scores=np.asarray(scores, dtype=np.float64),
+                trees=rounds,
+                fit_seconds=fitted - started,
+                fit_cpu_seconds=cpu_fitted - cpu_started,
+                score_seconds=time.perf_counter() - fitted,
+            )
+        best = _BestIterationScores(valid)
+        xgboost.train(
             params,
             train,
             rounds,
-            evals=[(valid, "valid")] if stopping else (),
-            early_stopping_rounds=stopping,
+            evals=[(valid, "valid")],
+            callbacks=[EarlyStopping(rounds=self.early_stopping_rounds), best],
             verbose_eval=False,
         )
-        trees = booster.best_iteration + 1 if stopping else rounds
+        # Scoring ran inside xgboost.train (before its caches went): count it as scoring.
+        ended, cpu_ended = time.perf_counter(), time.process_time()
+        return TrialFit(
+            scores=best.scores,
+            trees=best.trees,
+            fit_seconds=ended - started - best.seconds,
+            fit_cpu_seconds=cpu_ended - cpu_started - best.cpu_seconds,
+            score_seconds=best.seconds,
+        )
 
-        def predict() -> tuple[np.ndarray, int | None]:
-            scores = booster.inplace_predict(
-                self.matrices.valid, iteration_range=(0, trees), missing=classifier.missing
-            )
-            return scores, trees
 
-        return predict
+def _logit(probability: float) -> float:
+    return float(np.log(probability) - np.log1p(-probability))
+
+
+class _BestIterationScores(TrainingCallback):
+    """Validation probabilities of the best iteration, read from XGBoost's prediction cache.
+
+    Runs after :class:`~xgboost.callback.EarlyStopping` (which records ``best_iteration``).
+    At the end of training the cache holds the margin of every tree built; the best
+    iteration's margin is that minus the margin of the trees after it (whose prediction
+    repeats the intercept, added back). Only ``binary:logistic`` is rebuilt this way; any
+    other objective is scored with ``inplace_predict`` on the kept trees.
+
+    Attributes:
+        scores: Positive-class probabilities (float64) once training ended.
+        trees: Trees kept (best iteration + 1).
+        seconds: Wall time spent producing the scores.
+        cpu_seconds: CPU time spent producing the scores.
+    """
+
+    def __init__(self, valid: Any) -> None:
+        super().__init__()
+        self.valid = valid
+        self.scores = np.empty(0)
+        self.trees = 0
+        self.seconds = 0.0
+        self.cpu_seconds = 0.0
+
+    def after_training(self, model: Any) -> Any:
+        """Compute the scores while the validation prediction cache is still there."""
+        started, cpu_started = time.perf_counter(), time.process_time()
+        built = model.num_boosted_rounds()
+        self.trees = int(model.best_iteration) + 1
+        config = json.loads(model.save_config())["learner"]
+        objective = config["objective"]["name"]
+        if objective != "binary:logistic":
+            scores = model.predict(self.valid, iteration_range=(0, self.trees))
+        else:
+            margin = model.predict(self.valid, output_margin=True).astype(np.float64)
+            if self.trees < built:
+                intercept = json.loads(config["learner_model_param"]["base_score"])
+                intercept = intercept[0] if isinstance(intercept, list) else intercept
+                after = model.predict(
+                    self.valid, output_margin=True, iteration_range=(self.trees, built)
+                )
+                margin = margin - after.astype(np.float64) + _logit(float(intercept))
+            scores = 1.0 / (1.0 + np.exp(-margin))
+        self.scores = np.asarray(scores, dtype=np.float64)
+        self.seconds = time.perf_counter() - started
+        self.cpu_seconds = time.process_time() - cpu_started
+        return model

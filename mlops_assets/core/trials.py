@@ -3,14 +3,20 @@
 hyperopt calls :class:`TrialRecorder` through its ``early_stop_fn`` hook after trials
 finish, on the driver, for both sequential ``Trials`` and ``SparkTrials``. The recorder
 turns each finished trial document into a :class:`TrialOutcome` once, in trial order,
-and hands it on: :class:`ChildRunWriter` writes it as a finished MLflow child run of the
-search's parent run and then calls the caller's progress callback.
+and hands it on: :class:`ChildRunWriter` queues it to be written as a finished MLflow child
+run of the search's parent run and calls the caller's progress callback. The child runs are
+written by one background thread, in trial order, while the next trial fits: the three
+store round trips of a child run (create, one ``log_batch``, terminate) are off the
+trial's critical path. A write failure surfaces at the next trial (stopping the search) or
+at :meth:`ChildRunWriter.close`, which the search calls however it ends.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +25,8 @@ import numpy as np
 from hyperopt import STATUS_OK
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+logger = logging.getLogger(__name__)
 
 
 def clean_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -162,6 +170,9 @@ def make_trials(parallelism: int = 1, spark_session: Any | None = None) -> Any:
 class ChildRunWriter:
     """Writes one finished MLflow child run per trial under ``parent``, then reports it.
 
+    Writes run on one background thread, in trial order; call :meth:`close` when the search
+    ends (it waits for every queued write and raises the first write failure).
+
     Args:
         parent: The active parent run (``mlflow.ActiveRun``).
         on_trial: Progress callback, or None.
@@ -174,15 +185,52 @@ class ChildRunWriter:
         self.on_trial = on_trial
         self.budget = budget
         self.best: TrialOutcome | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="child-runs")
+        self._pending: list[Future[None]] = []
 
     def __call__(self, outcome: TrialOutcome) -> None:
-        """Write ``outcome`` as a child run (FINISHED, or FAILED with its error), report it."""
+        """Queue ``outcome``'s child run (FINISHED, or FAILED with its error), report it.
+
+        Raises:
+            Exception: The failure of an earlier child run's write, if any.
+        """
+        self._raise_done_failures()
+        now = int(time.time() * 1000)
+        self._pending.append(self._writer.submit(self._write, outcome, now))
+        if outcome.ok and (self.best is None or outcome.kappa > self.best.kappa):
+            self.best = outcome
+        if self.on_trial is not None:
+            self.on_trial(outcome, self.best, self.budget)
+
+    def close(self, quiet: bool = False) -> None:
+        """Wait for every queued child run; raise the first write failure, if any.
+
+        Args:
+            quiet: Log write failures as warnings instead of raising (used while another
+                error propagates, so that it is the one reported).
+        """
+        self._writer.shutdown(wait=True)
+        pending, self._pending = self._pending, []
+        for future in pending:
+            try:
+                future.result()
+            except Exception as error:
+                if not quiet:
+                    raise
+                logger.warning("could not write an MLflow child run: %s", error)
+
+    def _raise_done_failures(self) -> None:
+        done = [future for future in self._pending if future.done()]
+        self._pending = [future for future in self._pending if not future.done()]
+        for future in done:
+            future.result()
+
+    def _write(self, outcome: TrialOutcome, now: int) -> None:
         tags = {MLFLOW_PARENT_RUN_ID: self.parent.info.run_id}
         tags[MLFLOW_RUN_NAME] = f"trial-{outcome.number:03d}"
         child = self.client.create_run(self.parent.info.experiment_id, tags=tags)
         status = "FINISHED" if outcome.ok else "FAILED"
         try:
-            now = int(time.time() * 1000)
             self.client.log_batch(
                 child.info.run_id,
                 metrics=[Metric(key, value, now, 0) for key, value in outcome.metrics.items()],
@@ -191,7 +239,3 @@ class ChildRunWriter:
             )
         finally:
             self.client.set_terminated(child.info.run_id, status)
-        if outcome.ok and (self.best is None or outcome.kappa > self.best.kappa):
-            self.best = outcome
-        if self.on_trial is not None:
-            self.on_trial(outcome, self.best, self.budget)

@@ -81,3 +81,20 @@ def test_fitter_pickles_without_its_native_cache(splits: TrainingSplits) -> None
 def test_negative_early_stopping_is_refused(splits: TrainingSplits) -> None:
     with pytest.raises(ValueError, match="early_stopping_rounds must be >= 0, got -1"):
         TrialFitter(search_matrices(splits.train, splits.valid), early_stopping_rounds=-1)
+
+
+@pytest.mark.parametrize("objective", ["binary:logistic", "binary:logitraw"])
+def test_early_stopped_scores_from_the_prediction_cache_match_inplace_predict(
+    splits: TrainingSplits, objective: str
+) -> None:
+    import xgboost
+
+    params = {**PARAMS, "max_depth": 4, "learning_rate": 0.5, "objective": objective}
+    fitter = TrialFitter(search_matrices(splits.train, splits.valid), early_stopping_rounds=8)
+    fit = fitter.fit(xgboost_classifier(params))
+    classifier = xgboost_classifier({**params, "n_estimators": fit.trees})
+    train, _ = fitter._data(None, 1)
+    booster = xgboost.train(classifier.get_xgb_params(), train, fit.trees)
+    expected = booster.inplace_predict(fitter.matrices.valid)
+    assert fit.trees is not None and fit.trees + 8 <= PARAMS["n_estimators"]  # it did stop
+    np.testing.assert_allclose(fit.scores, expected, atol=1e-6)
