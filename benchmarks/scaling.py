@@ -50,11 +50,10 @@ SMOKE_BASE_ROWS = 3000
 LINEAR_LIMIT = 1.15
 MIN_JUDGED_S = 0.2  # below this at the smallest size, fixed costs dominate the exponent
 SCALE_PATHS = {
-    "resample": "ADASYN's neighbour search (brute force, 30 columns) is O(positives x rows) and "
-    "both grow with the data, its peak memory too (13 GiB at 16x here). Paths that scale: "
-    "method 'smote' (neighbours among positives only: the resample_smote stage), or 'none' with "
-    "scale_pos_weight (searched by tuning when resampling is off); ADASYN per Spark partition "
-    "(mapInPandas) is the Spark-engine route.",
+    "resample": "ADASYN's neighbour search (brute force, 30 columns) is O(positives x rows); "
+    "core.resampling resamples a split above 250,000 rows in random stratified chunks of at most "
+    "that size (linear in rows, bounded memory). Linear without a neighbour search: method 'none' "
+    "with scale_pos_weight (searched by tuning when resampling is off).",
     "silver": "pandas' DataFrame.duplicated over 31 columns was superlinear (CPU 0.7 -> 4.0 -> "
     "65 s at 1x/4x/16x); core.dedup hashes each row once (4.6 s at 16x); on the Spark engine "
     "dedup is dropDuplicates, distributed.",
@@ -65,7 +64,8 @@ SCALE_PATHS = {
     "window mode.",
     "score": "batch scoring is independent per row: on Spark, mlflow.pyfunc.spark_udf over "
     "partitions.",
-    "resample_smote": "SMOTE's neighbour search is among positives only (O(positives^2)).",
+    "resample_smote": "SMOTE's neighbour search is among positives only (O(positives^2)); "
+    "chunked like ADASYN above 250,000 rows.",
     "fit": "XGBoost hist is O(rows x trees); beyond one machine: xgboost.spark on the Spark "
     "engine.",
 }

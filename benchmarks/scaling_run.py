@@ -156,7 +156,7 @@ def _stages(job: dict[str, Any], stage) -> None:
         lambda: resample_table(engine, splits.ref, "adasyn", seed=42).result,
         lambda r: (
             f"{r.method}: {r.rows_before:,} -> {r.rows_after:,} rows "
-            f"({r.positives_before:,} positives in)"
+            f"({r.positives_before:,} positives in){'; ' + r.note if r.note else ''}"
         ),
     )
     held["train"] = resampled.frame
@@ -167,7 +167,10 @@ def _stages(job: dict[str, Any], stage) -> None:
     stage(  # the alternative whose neighbour search stays among the positives
         "resample_smote",
         lambda: resample(held["parts"].train, "smote", seed=42),
-        lambda r: f"{r.rows_before:,} -> {r.rows_after:,} rows (in memory, not written)",
+        lambda r: (
+            f"{r.rows_before:,} -> {r.rows_after:,} rows (in memory, not written)"
+            f"{'; ' + r.note if r.note else ''}"
+        ),
     )
 
     def fit() -> Any:

@@ -118,3 +118,36 @@ def test_impossible_resampling_says_why(frame, kwargs, message) -> None:
         return
     with pytest.raises(ResamplingError, match=message):
         resample(frame, **kwargs)
+
+
+@pytest.mark.parametrize("method", ["adasyn", "smote"])
+def test_a_large_split_is_resampled_in_stratified_chunks(method: str) -> None:
+    """Above ``max_chunk_rows`` each chunk is resampled alone: the cost stays linear in rows."""
+    train = _silver(3_000, rate=0.05)
+    chunked = resample(train, method=method, seed=1, sampling_ratio=0.2, max_chunk_rows=1_000)
+    whole = resample(train, method=method, seed=1, sampling_ratio=0.2)
+    assert "3 stratified chunks of at most 1,000 rows" in chunked.note and whole.note == ""
+    original = train.reset_index(drop=True)
+    pd.testing.assert_frame_equal(chunked.frame.iloc[: len(train)], original, check_dtype=False)
+    synthetic = chunked.frame.iloc[len(train) :]
+    assert (synthetic["label"] == 1).all() and synthetic.notna().all().all()
+    # every chunk reaches the ratio, so the whole does (ADASYN's counts are approximate)
+    ratio = chunked.positives_after / (chunked.rows_after - chunked.positives_after)
+    assert ratio == pytest.approx(0.2, abs=0.02)
+    assert abs(chunked.rows_after - whole.rows_after) <= 0.02 * len(train)
+    assert resample(train, method=method, seed=1, max_chunk_rows=1_000).frame.equals(
+        resample(train, method=method, seed=1, max_chunk_rows=1_000).frame
+    )  # seeded
+
+
+def test_one_chunk_is_exactly_one_sampler_call() -> None:
+    train = _silver(2_000)
+    fits = resample(train, seed=3, max_chunk_rows=2_000)
+    assert fits.frame.equals(resample(train, seed=3, max_chunk_rows=10**9).frame)
+    assert "chunk" not in fits.note
+
+
+def test_chunks_too_small_for_the_positives_say_so() -> None:
+    train = _silver(2_000, rate=0.003)  # 6 positives over 10 chunks
+    with pytest.raises(ResamplingError, match="fewer than 2 positives: raise max_chunk_rows"):
+        resample(train, seed=0, max_chunk_rows=200)
