@@ -51,7 +51,7 @@ LINEAR_LIMIT = 1.15
 MIN_JUDGED_S = 0.2  # below this at the smallest size, fixed costs dominate the exponent
 SCALE_PATHS = {
     "resample": "ADASYN's neighbour search (brute force, 30 columns) is O(positives x rows); "
-    "core.resampling resamples a split above 250,000 rows in random stratified chunks of at most "
+    "core.resampling resamples a split above 200,000 rows in random stratified chunks of at most "
     "that size (linear in rows, bounded memory). Linear without a neighbour search: method 'none' "
     "with scale_pos_weight (searched by tuning when resampling is off).",
     "silver": "pandas' DataFrame.duplicated over 31 columns was superlinear (CPU 0.7 -> 4.0 -> "
@@ -65,7 +65,7 @@ SCALE_PATHS = {
     "score": "batch scoring is independent per row: on Spark, mlflow.pyfunc.spark_udf over "
     "partitions.",
     "resample_smote": "SMOTE's neighbour search is among positives only (O(positives^2)); "
-    "chunked like ADASYN above 250,000 rows.",
+    "chunked like ADASYN above 200,000 rows.",
     "fit": "XGBoost hist is O(rows x trees); beyond one machine: xgboost.spark on the Spark "
     "engine.",
 }

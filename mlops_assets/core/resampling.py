@@ -34,7 +34,7 @@ from mlops_assets.core.tables import DeltaEngine, TableRef
 
 ResamplingMethod = Literal["adasyn", "smote", "none"]
 METHODS = ("adasyn", "smote", "none")
-MAX_CHUNK_ROWS = 250_000
+MAX_CHUNK_ROWS = 200_000
 MISSING_CATEGORY = "__missing__"
 
 
