@@ -118,8 +118,16 @@ def measure(settings: Settings, max_evals: int, multiprocess: bool | None = None
         figures.append(
             _figure("fresh process: dagster multiprocess wall", Stats((timing.wall,)), "s", note)
         )
+        value = timing.wall / plain  # the rejected alternative: a comparison, not a target
         figures.append(
-            _ratio("fresh process: ratio multiprocess/plain wall", timing.wall, plain, note)
+            Figure(
+                BENCHMARK,
+                "fresh process: ratio multiprocess/plain wall",
+                value,
+                "x",
+                note=f"overhead {timing.wall - plain:+.1f} s; the executor the project does not "
+                f"use (the target is met in process); {note}",
+            )
         )
     shutil.rmtree(work, ignore_errors=True)
     return figures
