@@ -76,3 +76,28 @@ def _no_home_writes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator
     os.environ.setdefault("PYTHONHASHSEED", "0")
     yield
     _forget_mlflow_globals()  # before module/session fixtures of the next test register
+
+
+# What the e2e tests print (faults injected, requests fuzzed, rows checked) is evidence a
+# reviewer wants in the CI log, but pytest hides the output of passing tests: collect it and
+# print it once, at the end of the run.
+_EVIDENCE: list[tuple[str, list[str]]] = []
+_EVIDENCE_LINES, _EVIDENCE_WIDTH = 12, 400
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Keep the printed lines of each passing end-to-end test."""
+    if report.when == "call" and report.passed and "/e2e/" in report.nodeid.replace("::", "/"):
+        lines = [line[:_EVIDENCE_WIDTH] for line in report.capstdout.splitlines() if line.strip()]
+        if lines:
+            _EVIDENCE.append((report.nodeid, lines[-_EVIDENCE_LINES:]))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the kept lines under one heading."""
+    if _EVIDENCE:
+        terminalreporter.section("evidence printed by the end-to-end tests")
+        for nodeid, lines in _EVIDENCE:
+            terminalreporter.write_line(nodeid)
+            for line in lines:
+                terminalreporter.write_line(f"    {line}")
