@@ -19,9 +19,18 @@ client shares the cores with the server: its CPU seconds are printed too.
 ``run(args)`` (a Namespace of the options below) returns ``{(target, concurrency): [each
 round's figures: rps, p50_ms, p99_ms, statuses, cpu, requests]}``; importing does no work.
 
+After each window of a logging target the server's ``/model`` log stats give the Delta lag
+(records durable in the WAL, not yet committed to Delta by the log mover): printed per
+concurrency, with the time the mover took to catch up after the last window.
+
+``--baseline TREE`` adds ``base+log`` and ``base-nolog``: the same two servers run from another
+checkout of the package (``git archive <commit> mlops_assets | tar -x -C TREE``), measured in
+the same rounds, for before/after comparisons side by side.
+
 Usage:
   .venv/bin/python benchmarks/serving.py [--seconds 3] [--rounds 3] [--concurrency 1 8 32]
       [--rows 50000] [--trees 200] [--targets ours+log ours-nolog ours+log/inv mlflow]
+      [--baseline TREE --targets ... base+log base-nolog]
 """
 
 from __future__ import annotations
@@ -36,10 +45,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.serving_report import LOGGING, catch_up_seconds, log_lag, report
 from mlops_assets.core.paths import PROJECT_ROOT
 
 CSV = PROJECT_ROOT.parent / "shared" / "data" / "creditcard.csv.gz"
 TARGETS = ("ours+log", "ours-nolog", "ours+log/inv", "mlflow")
+BASELINE_TARGETS = ("base+log", "base-nolog")
 LOADGEN = Path(__file__).with_name("serving_loadgen.py")
 
 
@@ -81,10 +92,17 @@ def register_model(folder: Path, rows: int, trees: int) -> str:
     return uri
 
 
-def start(command: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+def start(
+    command: list[str], log: Path, env: dict | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
     with open(log, "wb") as sink:
         return subprocess.Popen(
-            command, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            command,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
         )
 
 
@@ -167,8 +185,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--trees", type=int, default=200)
-    parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
-    run(parser.parse_args())
+    parser.add_argument(
+        "--targets", nargs="+", default=list(TARGETS), choices=TARGETS + BASELINE_TARGETS
+    )
+    parser.add_argument("--baseline", type=Path, default=None, help="another package checkout")
+    args = parser.parse_args()
+    if set(args.targets) & set(BASELINE_TARGETS) and args.baseline is None:
+        parser.error("targets base+log / base-nolog need --baseline TREE")
+    run(args)
 
 
 def free_port() -> int:
@@ -186,7 +210,7 @@ def run(args: argparse.Namespace) -> dict:
     tracking = register_model(folder, args.rows, args.trees)
     python = sys.executable
     launch = "import sys; from mlops_assets.cli import main; main(sys.argv[1:])"
-    ports = {name: free_port() for name in ("ours+log", "ours-nolog", "mlflow")}
+    ports = {name: free_port() for name in ("ours+log", "ours-nolog", "mlflow", *BASELINE_TARGETS)}
     common = ["serve", "--tracking-uri", tracking, "--log-level", "warning", "--port"]
     servers = {
         "ours+log": [python, "-c", launch, "--state-dir", str(folder / "s1"), *common],
@@ -205,12 +229,22 @@ def run(args: argparse.Namespace) -> dict:
     }
     servers["ours+log"].append(str(ports["ours+log"]))
     servers["ours-nolog"] += [str(ports["ours-nolog"]), "--no-log"]
+    for name in BASELINE_TARGETS:
+        state = ["--state-dir", str(folder / name)]
+        servers[name] = [python, "-c", launch, *state, *common, str(ports[name])]
+    servers["base-nolog"].append("--no-log")
     wanted = {"ours+log/inv": "ours+log"}
     needed = {wanted.get(target, target) for target in args.targets}
     bin_dir = str(Path(python).parent)  # mlflow serve execs `uvicorn` from PATH
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    trees = {name: args.baseline for name in BASELINE_TARGETS}
     processes = {
-        name: start(command, folder / f"{name}.log", env)
+        name: start(
+            command,
+            folder / f"{name}.log",
+            {**env, "PYTHONPATH": str(trees[name])} if name in trees else env,
+            trees.get(name),
+        )
         for name, command in servers.items()
         if name in needed
     }
@@ -225,6 +259,8 @@ def run(args: argparse.Namespace) -> dict:
             "ours-nolog": (ports.get("ours-nolog"), "/predict", folder / "predict.json"),
             "ours+log/inv": (ports["ours+log"], "/invocations", folder / "invocations.json"),
             "mlflow": (ports.get("mlflow"), "/invocations", folder / "invocations.json"),
+            "base+log": (ports["base+log"], "/predict", folder / "predict.json"),
+            "base-nolog": (ports["base-nolog"], "/predict", folder / "predict.json"),
         }
         owner = {target: processes[wanted.get(target, target)].pid for target in args.targets}
         results: dict = {}
@@ -233,8 +269,15 @@ def run(args: argparse.Namespace) -> dict:
                 for target in args.targets:
                     port, path, bodies = routes[target]
                     figures = measure(port, path, bodies, concurrency, args.seconds, owner[target])
+                    if target in LOGGING:
+                        figures["delta_lag"] = log_lag(ports[LOGGING[target]])["backlog"]
                     results.setdefault((target, concurrency), []).append(figures)
         report(results, args)
+        for name in sorted({LOGGING[t] for t in args.targets if t in LOGGING}):
+            lag = log_lag(ports[name])["backlog"]
+            caught_up = catch_up_seconds(ports[name])
+            shown = "not within 120 s" if caught_up is None else f"in {caught_up:.2f} s"
+            print(f"{name}: Delta lag after the last window {lag} records; caught up {shown}")
         after = fsync_probe(folder)
         print(f"fdatasync of one write (median of 100): {fsync_before:.2f} ms before the load,")
         print(f"{after:.2f} ms after: it bounds the latency of every logged answer")
@@ -243,58 +286,6 @@ def run(args: argparse.Namespace) -> dict:
         for process in processes.values():
             stop(process)
         print(f"load average at the end {os.getloadavg()[0]:.1f}")
-
-
-def report(results: dict, args: argparse.Namespace) -> None:
-    def median(target: str, concurrency: int, key: str) -> float:
-        return statistics.median(r[key] for r in results[(target, concurrency)])
-
-    print(f"\nmedian of {args.rounds} rounds x {args.seconds:.0f} s, single-row JSON")
-    print(
-        f"{'target':<14}{'conc':>5}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}"
-        "  server cpu/req  client cpu/req  statuses"
-    )
-    for concurrency in args.concurrency:
-        for target in args.targets:
-            rounds = results[(target, concurrency)]
-            statuses: dict = {}
-            for r in rounds:
-                for status, count in r["statuses"].items():
-                    statuses[status] = statuses.get(status, 0) + count
-            requests = max(1, sum(r["requests"] for r in rounds))
-            client = sum(r["client_cpu_s"] for r in rounds) / requests
-            served = max(1, sum(r["all_requests"] for r in rounds))
-            server = sum(r["server_cpu_s"] for r in rounds) / served
-            print(
-                f"{target:<14}{concurrency:>5}{median(target, concurrency, 'rps'):>9.0f}"
-                f"{median(target, concurrency, 'p50_ms'):>9.2f}"
-                f"{median(target, concurrency, 'p99_ms'):>9.2f}"
-                f"{server * 1e6:>12.0f} us{client * 1e6:>12.0f} us  {statuses}"
-            )
-    print()
-    for concurrency in args.concurrency:
-        line = [f"conc {concurrency:>2}:"]
-        if "mlflow" in args.targets:
-            for target in ("ours+log", "ours+log/inv", "ours-nolog"):
-                if target in args.targets:
-                    ratio = median(target, concurrency, "rps") / median(
-                        "mlflow", concurrency, "rps"
-                    )
-                    line.append(f"{target}/mlflow {ratio:.1f}x")
-        if {"ours+log", "ours-nolog"} <= set(args.targets):
-            on, off = results[("ours+log", concurrency)], results[("ours-nolog", concurrency)]
-            ratio = statistics.median(r["rps"] for r in on) / statistics.median(
-                r["rps"] for r in off
-            )
-            paired = statistics.median(a["rps"] / b["rps"] for a, b in zip(on, off, strict=True))
-            line.append(
-                f"logging on/off {ratio:.2f} (cost {(1 - ratio) * 100:.0f} % of throughput; "
-                f"median of the rounds' own ratios {paired:.2f})"
-            )
-        print("  ".join(line))
-    if "ours+log" in args.targets and 1 in args.concurrency:
-        p50 = median("ours+log", 1, "p50_ms")
-        print(f"\ntarget p50 <= 2 ms at concurrency 1 with logging: {p50:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -108,6 +108,7 @@ def create_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Fa
                 flush_interval_s=settings.log_flush_interval_s,
                 batch_records=settings.log_batch_records,
                 max_backlog_bytes=settings.log_max_backlog_bytes,
+                mover_nice=settings.log_mover_nice,
             )
             await asyncio.to_thread(log.open)
             parts["log"] = service.log = log

@@ -1,18 +1,22 @@
-"""The durable inference log: write-ahead log in front, a background mover into Delta behind.
+"""The durable inference log: write-ahead log in the server, a mover process behind it.
 
 :class:`InferenceLog` is what the app talks to: ``await log.append(payload)`` returns once the
-record is on local disk. A mover thread takes durable records in order and appends them to
-the ``inference_log`` and ``feedback`` Delta tables in batches, each commit tagged with the
-batch's last sequence number (see :class:`~mlops_assets.core.inference_log.DeltaLogSink`),
-then deletes the segments it no longer needs. Memory is bounded: once the records not yet in
-Delta exceed ``max_backlog_bytes`` the log reports itself saturated and the app answers 503.
+record is on local disk. A child process (:mod:`~mlops_assets.serving.log_mover`) reads the
+durable records from the segment files and appends them to the ``inference_log`` and
+``feedback`` Delta tables in batches, exactly once; the server only publishes how far the log
+is durable (a write into shared memory per flushed group) and, on a small thread, reads the
+mover's reports to release moved segments. A mover that dies is restarted. Backlog is bounded:
+once the bytes not yet in Delta exceed ``max_backlog_bytes`` the log reports itself saturated
+and the app answers 503.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +24,8 @@ from pathlib import Path
 import orjson
 
 from mlops_assets.core.delta_log_sink import DeltaLogSink
-from mlops_assets.core.inference_log import FEEDBACK_KIND, LogRecord, LogRecordError, decode_batch
+from mlops_assets.core.inference_log import FEEDBACK_KIND, LogRecord
+from mlops_assets.serving.log_mover import DRAIN, DurablePointer
 from mlops_assets.serving.wal import WalError, WriteAheadLog
 
 logger = logging.getLogger(__name__)
@@ -35,16 +40,17 @@ class LogStats:
     """Counters of the inference log for metrics and ``/model``.
 
     Attributes:
-        backlog_records: Durable records not yet in Delta.
-        backlog_bytes: Their bytes plus the bytes waiting for the disk.
+        backlog_records: Records written and not yet in Delta.
+        backlog_bytes: Their payload bytes.
         committed_lsn: Highest sequence number known to be in Delta.
-        delta_commits: Delta commits made since start.
-        delta_failures: Failed Delta commit attempts since start.
+        delta_commits: Delta commits made by the current mover.
+        delta_failures: Failed Delta commit attempts of the current mover.
         last_error: Message of the last failed attempt, if any.
         fsyncs: Group flushes of the write-ahead log.
         durable_records: Records made durable since start.
         saturated: Whether new records are refused right now.
         wal_failed: The write-ahead-log error that stopped logging (answers are 503), if any.
+        mover_restarts: Times the mover process had to be restarted.
     """
 
     backlog_records: int
@@ -57,10 +63,11 @@ class LogStats:
     durable_records: int
     saturated: bool
     wal_failed: str | None = None
+    mover_restarts: int = 0
 
 
 class InferenceLog:
-    """Write-ahead log + background Delta mover, with bounded backlog."""
+    """Write-ahead log + Delta mover process, with bounded backlog."""
 
     def __init__(
         self,
@@ -72,62 +79,128 @@ class InferenceLog:
         flush_interval_s: float = 1.0,
         batch_records: int = 5000,
         max_backlog_bytes: int = 64 << 20,
+        mover_nice: int = 10,
     ) -> None:
         """Configure the log; :meth:`open` recovers and starts it."""
-        self.wal = WriteAheadLog(wal_dir, segment_bytes=segment_bytes, on_durable=self._add)
+        self.wal = WriteAheadLog(wal_dir, segment_bytes=segment_bytes, on_durable=self._durable)
         self.delta_root = delta_root
         self.tables = (predictions_table, feedback_table)
         self.flush_interval_s = flush_interval_s
         self.batch_records = batch_records
         self.max_backlog_bytes = max_backlog_bytes
-        self.sink: DeltaLogSink | None = None
-        self._cond = threading.Condition()
-        self._buffer: deque[LogRecord] = deque()
-        self._buffer_bytes = 0
-        self._committed = {"predictions": 0, "feedback": 0}
+        self.mover_nice = mover_nice
+        self._pointer: DurablePointer | None = None
+        self._marks: deque[tuple[int, int]] = deque()  # (last lsn of a group, bytes through it)
+        self._durable_bytes = self._committed_bytes = 0
         self._through = 0
-        self._commits = 0
-        self._failures = 0
-        self._last_error: str | None = None
-        self._verify = True  # re-read Delta before the first commit and after any failure
+        self._report: dict = {"commits": 0, "failures": 0, "error": None}
+        self._restarts = 0
         self._stopping = False
-        self._deadline = float("inf")
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._process: subprocess.Popen | None = None
+        self._control = -1
+        self._watcher: threading.Thread | None = None
+        self._exit_code: int | None = None
 
     def open(self) -> int:
-        """Recover the write-ahead log, skip what Delta already holds, start both threads.
+        """Recover the write-ahead log, start it and the mover process.
 
         Returns:
             How many recovered records still had to go to Delta.
         """
         recovered = self.wal.open()
-        self.sink = DeltaLogSink(self.delta_root, self.wal.app_id, *self.tables)
-        predictions, feedback = (self.sink.committed_lsn(table) for table in self.tables)
-        self._committed = {"predictions": predictions, "feedback": feedback}
+        sink = DeltaLogSink(self.delta_root, self.wal.app_id, *self.tables)
+        predictions, feedback = (sink.committed_lsn(table) for table in self.tables)
         self._through = min(predictions, feedback)
-        pending = [record for record in recovered if self._uncommitted(record)]
-        self._add(pending)
+        pending = [r for r in recovered if self._uncommitted(r, predictions, feedback)]
         self.wal.start(min_next_lsn=max(predictions, feedback) + 1)
-        self._thread = threading.Thread(target=self._run, name="delta-log-mover", daemon=True)
-        self._thread.start()
+        self._pointer = DurablePointer(self.wal.directory, writable=True)
+        if pending:
+            size = sum(len(record.payload) for record in pending)
+            self._durable(pending[0].lsn, pending[-1].lsn, size)
+        self._pointer.set(self.wal.stats().next_lsn - 1)  # recovered records are on disk
+        self._start_mover()
+        self._watcher = threading.Thread(target=self._watch, name="log-mover-watch", daemon=True)
+        self._watcher.start()
         logger.info("inference log open: %d recovered records to move", len(pending))
         return len(pending)
 
-    def _uncommitted(self, record: LogRecord) -> bool:
+    def _uncommitted(self, record: LogRecord, predictions: int, feedback: int) -> bool:
         """Whether a recovered record is missing from its table."""
-        if record.lsn <= self._through:
+        if record.lsn <= min(predictions, feedback):
             return False
         try:
             kind = orjson.loads(record.payload).get("k") if record.payload[:1] == b"{" else "p"
         except (orjson.JSONDecodeError, AttributeError):
             return True  # quarantined by the mover
-        table = "feedback" if kind == FEEDBACK_KIND else "predictions"
-        return record.lsn > self._committed[table]
+        return record.lsn > (feedback if kind == FEEDBACK_KIND else predictions)
+
+    def _start_mover(self) -> None:
+        status_read, status_write = os.pipe()
+        control_read, self._control = os.pipe()
+        command = [sys.executable, "-m", "mlops_assets.serving.log_mover"]
+        command += ["--wal", str(self.wal.directory), "--root", self.delta_root]
+        command += ["--app-id", self.wal.app_id, "--predictions", self.tables[0]]
+        command += ["--feedback", self.tables[1], "--interval", str(self.flush_interval_s)]
+        command += ["--batch", str(self.batch_records), "--nice", str(self.mover_nice)]
+        command += ["--status-fd", str(status_write), "--control-fd", str(control_read)]
+        command += ["--log-level", logging.getLevelName(logging.getLogger().getEffectiveLevel())]
+        # the same package as this server's, whatever the working folder
+        path = [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))}
+        try:
+            self._process = subprocess.Popen(
+                command, pass_fds=(status_write, control_read), stdin=subprocess.DEVNULL, env=env
+            )
+        finally:
+            os.close(status_write)
+            os.close(control_read)
+        self._status = os.fdopen(status_read, "rb")
+
+    def _watch(self) -> None:
+        """Read the mover's reports; restart it if it dies while the log is open."""
+        while True:
+            for line in self._status:
+                self._on_report(orjson.loads(line))
+            self._status.close()
+            assert self._process is not None
+            self._exit_code = self._process.wait()
+            with self._lock:
+                if self._stopping:
+                    return
+                logger.error("inference log: mover exited with %s; restarting", self._exit_code)
+                os.close(self._control)
+                self._control = -1
+            if self._stopped.wait(1.0):
+                return
+            with self._lock:
+                if self._stopping:
+                    return
+                self._restarts += 1
+                self._start_mover()
+
+    def _on_report(self, report: dict) -> None:
+        self._report = report
+        through = report["committed"]
+        if through > self._through:
+            self._through = through
+        while self._marks and self._marks[0][0] <= self._through:
+            self._committed_bytes = self._marks.popleft()[1]
+        self.wal.release_through(self._through)
+
+    def _durable(self, first: int, last: int, size: int) -> None:
+        """Records ``first..last`` are durable (event loop): account their bytes, tell the mover."""
+        self._durable_bytes += size
+        self._marks.append((last, self._durable_bytes))
+        if self._pointer is not None:
+            self._pointer.set(last)
 
     @property
     def saturated(self) -> bool:
         """True when the backlog is over ``max_backlog_bytes`` (answer 503)."""
-        return self._buffer_bytes + self.wal.pending_bytes >= self.max_backlog_bytes
+        backlog = self._durable_bytes - self._committed_bytes + self.wal.pending_bytes
+        return backlog >= self.max_backlog_bytes
 
     async def append(self, payload: bytes) -> int:
         """Make ``payload`` durable and return its sequence number.
@@ -142,111 +215,30 @@ class InferenceLog:
             )
         return await self.wal.append(payload)
 
-    def _add(self, records: list[LogRecord]) -> None:
-        if not records:
-            return
-        with self._cond:
-            self._buffer.extend(records)
-            self._buffer_bytes += sum(len(record.payload) for record in records)
-            if len(self._buffer) >= self.batch_records:
-                self._cond.notify()
-
-    def _run(self) -> None:
-        backoff = 0.0
-        while True:
-            with self._cond:
-                wait_until = time.monotonic() + max(self.flush_interval_s, backoff)
-                while not self._stopping and len(self._buffer) < self.batch_records:
-                    remaining = wait_until - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
-                if not self._buffer and self._stopping:
-                    return
-                if self._stopping and time.monotonic() > self._deadline:
-                    logger.error("inference log: drain deadline passed; rest stays in the WAL")
-                    return
-                batch = [self._buffer[index] for index in range(min(len(self._buffer), 50_000))]
-            if not batch:
-                continue
-            try:
-                self._commit(batch)
-                backoff, self._verify = 0.0, False
-            except Exception as error:  # noqa: BLE001 - retried; the WAL keeps the records
-                self._verify = True  # the failed attempt may have committed
-                self._failures += 1
-                self._last_error = f"{type(error).__name__}: {error}"
-                backoff = min(max(2 * backoff, 0.5), 30.0)
-                logger.exception("inference log: Delta commit failed, retrying in %.1f s", backoff)
-                if self._stopping:
-                    time.sleep(min(backoff, 1.0))
-                continue
-            with self._cond:
-                for _ in batch:
-                    self._buffer_bytes -= len(self._buffer.popleft().payload)
-            self._through = batch[-1].lsn
-            self.wal.release_through(self._through)
-
-    def _commit(self, batch: list[LogRecord]) -> None:
-        assert self.sink is not None
-        try:
-            decoded = decode_batch(
-                batch, self._committed["predictions"], self._committed["feedback"]
-            )
-        except (LogRecordError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            batch = self._quarantine(batch)
-            if not batch:
-                return
-            decoded = decode_batch(
-                batch, self._committed["predictions"], self._committed["feedback"]
-            )
-        predictions_table, feedback_table = self.tables
-        lsn, verify = decoded.last_lsn, self._verify
-        if decoded.feedback is not None:
-            self._commits += self.sink.append(feedback_table, decoded.feedback, lsn, verify)
-        self._committed["feedback"] = decoded.last_lsn
-        if decoded.predictions is not None:
-            self._commits += self.sink.append(predictions_table, decoded.predictions, lsn, verify)
-        self._committed["predictions"] = decoded.last_lsn
-
-    def _quarantine(self, batch: list[LogRecord]) -> list[LogRecord]:
-        """Set aside records that cannot be decoded (named in the log) and return the rest."""
-        good = []
-        folder = self.wal.directory / "quarantine"
-        for record in batch:
-            try:
-                decode_batch([record])
-                good.append(record)
-            except Exception as error:  # noqa: BLE001
-                folder.mkdir(exist_ok=True)
-                (folder / f"{record.lsn:020d}.json").write_bytes(record.payload)
-                logger.error("inference log: record %d quarantined: %s", record.lsn, error)
-        return good
-
     def stats(self) -> LogStats:
         """Return the current counters."""
         wal = self.wal.stats()
-        with self._cond:
-            records, size = len(self._buffer), self._buffer_bytes
+        report = self._report
         return LogStats(
-            backlog_records=records + wal.pending_records,
-            backlog_bytes=size + wal.pending_bytes,
+            backlog_records=max(0, wal.next_lsn - 1 - self._through) if wal.next_lsn else 0,
+            backlog_bytes=self._durable_bytes - self._committed_bytes + wal.pending_bytes,
             committed_lsn=self._through,
-            delta_commits=self._commits,
-            delta_failures=self._failures,
-            last_error=self._last_error,
+            delta_commits=report["commits"],
+            delta_failures=report["failures"],
+            last_error=report["error"],
             fsyncs=wal.fsyncs,
             durable_records=wal.records,
             saturated=self.saturated,
             wal_failed=wal.failed,
+            mover_restarts=self._restarts,
         )
 
     def close(self, drain_timeout_s: float = 60.0) -> bool:
-        """Flush the write-ahead log, move everything to Delta, stop the threads.
+        """Flush the write-ahead log, let the mover move everything to Delta, stop it.
 
         Args:
-            drain_timeout_s: How long to keep retrying Delta before giving up (what is not
-                moved stays in the write-ahead log for the next start).
+            drain_timeout_s: How long the mover keeps trying Delta before giving up (what is
+                not moved stays in the write-ahead log for the next start).
 
         Returns:
             True when every record reached Delta.
@@ -255,12 +247,25 @@ class InferenceLog:
             self.wal.close()
         except OSError:  # a failed disk: what is durable stays in the WAL for the next start
             logger.exception("inference log: closing the write-ahead log failed")
-        with self._cond:
+        if self._pointer is not None:
+            self._pointer.set(self.wal.stats().next_lsn - 1)  # close() synced every write
+        with self._lock:
             self._stopping = True
-            self._deadline = time.monotonic() + drain_timeout_s
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join()
-        drained = not self._buffer
+            self._stopped.set()
+            if self._control >= 0:
+                try:
+                    os.write(self._control, DRAIN.pack(b"D", drain_timeout_s))
+                except OSError:  # the mover is gone (it will not be restarted now)
+                    pass
+        if self._watcher is not None:
+            self._watcher.join(drain_timeout_s + 30.0)
+        if self._process is not None and self._process.poll() is None:
+            logger.error("inference log: the mover did not stop; killing it")
+            self._process.kill()
+            self._process.wait()
+        if self._control >= 0:
+            os.close(self._control)
+            self._control = -1
+        drained = self._exit_code == 0 and self._through >= self.wal.stats().next_lsn - 1
         logger.info("inference log closed (%s)", "drained" if drained else "NOT drained")
         return drained

@@ -38,6 +38,8 @@ class ServeSettings:
         log_batch_records: Records that trigger a Delta commit before the interval ends.
         log_max_backlog_bytes: Bytes not yet in Delta above which requests get 503.
         wal_segment_bytes: Preallocated size of one write-ahead-log segment.
+        log_mover_nice: Niceness added to the process that moves the log into Delta (0..19:
+            under load the server and its clients come first; it still gets CPU when idle).
         model_threads: Threads the classifier may use per prediction.
         drain_timeout_s: How long shutdown keeps trying to move the log into Delta.
         predictions_table: Delta table of logged predictions.
@@ -64,6 +66,7 @@ class ServeSettings:
     log_batch_records: int = 5000
     log_max_backlog_bytes: int = 64 << 20
     wal_segment_bytes: int = 8 << 20
+    log_mover_nice: int = 10
     model_threads: int = 1
     drain_timeout_s: float = 60.0
     predictions_table: str = INFERENCE_LOG_TABLE
@@ -92,6 +95,8 @@ class ServeSettings:
                 problems.append(f"{name} must be >= 1")
         if self.wal_segment_bytes < 64 << 10:
             problems.append("wal_segment_bytes must be at least 64 KiB")
+        if not 0 <= self.log_mover_nice <= 19:
+            problems.append(f"log_mover_nice {self.log_mover_nice} is outside 0..19")
         if self.log_max_backlog_bytes < 1:
             problems.append("log_max_backlog_bytes must be >= 1")
         for name in ("delta_root", "tracking_uri", "wal_dir", "model_name", "alias"):

@@ -7,15 +7,16 @@ awaits; the records of one loop pass (requests that arrived together) are writte
 oldest has waited ``max_group_delay_s``. At most ``sync_threads`` flushes are in flight (a
 group that finds none free goes with the next answer). A helper process
 (:mod:`~mlops_assets.serving.wal_syncer`) runs the ``fdatasync``; its answer, on a pipe the
-loop watches and each append polls, resumes the requests that flush made durable.
+loop watches, resumes the requests that flush made durable (an append whose group is due polls
+the pipe itself, only when every flush slot is taken). Bookkeeping is per group (last lsn,
+futures, bytes), not per record.
 
 Why: flushing a pass's records only at its end left the loop idle during every flush, the
 clients in lockstep (19-24 % of the throughput at concurrency 8); a flush per record cost the
-loop ~90 us of CPU per request in wake-ups under load; the time bound keeps groups of 3-4 at
-concurrency 8. Sync threads in this process had to retake the GIL after every flush, hence
-the helper process. Overwriting preallocated blocks keeps ``fdatasync`` from committing the
-filesystem journal. On open the log scans the segments, stops at the first torn or corrupt
-frame (it was never acknowledged), returns every valid record and starts a fresh segment.
+loop ~90 us of CPU per request in wake-ups under load. Sync threads in this process had to
+retake the GIL after every flush, hence the helper process. Overwriting preallocated blocks
+keeps ``fdatasync`` from committing the filesystem journal. On open the log scans the
+segments up to the first torn or corrupt frame of each and starts a fresh segment.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class WriteAheadLog:
         self,
         directory: str | os.PathLike[str],
         segment_bytes: int = 8 << 20,
-        on_durable: Callable[[list[LogRecord]], None] | None = None,
+        on_durable: Callable[[int, int, int], None] | None = None,
         sync_threads: int = 4,
         max_group_delay_s: float = 0.001,
     ) -> None:
@@ -60,7 +61,8 @@ class WriteAheadLog:
         Args:
             directory: Folder of the segments (created if missing).
             segment_bytes: Preallocated size of a segment.
-            on_durable: Called on the event loop with each group once it is durable.
+            on_durable: Called on the event loop with ``(first lsn, last lsn, payload bytes)``
+                of each group once it is durable.
             sync_threads: Flushes that may run at the same time (threads of the helper).
             max_group_delay_s: Loop time after which the records queued in a pass are
                 flushed without waiting for the end of the pass.
@@ -73,8 +75,10 @@ class WriteAheadLog:
         self._files: SegmentWriter | None = None
         self._helper: SyncHelper | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queued: list[tuple[bytes, asyncio.Future]] = []  # not written yet
-        self._awaiting: deque[tuple[asyncio.Future, LogRecord]] = deque()  # not durable yet
+        self._queued: list[bytes] = []  # not written yet
+        self._waiters: list[asyncio.Future] = []  # one per queued record
+        self._awaiting: deque[tuple[int, list[asyncio.Future], int]] = deque()
+        # ^ written, not durable yet: (last lsn, futures, payload bytes) per group
         self._pending_bytes = 0
         self._in_flight = 0
         self._end_scheduled = False
@@ -133,13 +137,15 @@ class WriteAheadLog:
         now = time.perf_counter()
         if not self._queued:
             self._queued_at = now
-        self._queued.append((payload, future))
+        self._queued.append(payload)
+        self._waiters.append(future)
         self._pending_bytes += len(payload)
-        if self._in_flight:  # a flush that finished while the loop was busy frees its slot
-            self._take(self._helper.answers() or [], flush_queue=False)
-        if now - self._queued_at >= self.max_group_delay_s and self._in_flight < self.sync_threads:
-            self._write_and_flush()  # a long pass: flush what it queued so far
-        elif not self._end_scheduled:  # flush the group after the requests of this pass
+        if now - self._queued_at >= self.max_group_delay_s:  # a long pass: flush what it queued
+            if self._in_flight >= self.sync_threads:  # a flush may have finished meanwhile
+                self._take(self._helper.answers() or [], flush_queue=False)
+            if self._in_flight < self.sync_threads:
+                self._write_and_flush()
+        if self._queued and not self._end_scheduled:  # flush the group after this pass
             self._end_scheduled = True
             loop.call_soon(self._flush_queued)
         return await future
@@ -151,22 +157,22 @@ class WriteAheadLog:
 
     def _write_and_flush(self) -> None:
         """Write every queued record with one ``pwrite`` and ask the helper to flush them."""
-        group, self._queued = self._queued, []
+        group, futures = self._queued, self._waiters
+        self._queued, self._waiters = [], []
         files = self._files
         assert files is not None and self._helper is not None
         try:
             with files.lock:
-                records = files.write([payload for payload, _ in group])
+                last = files.write(group) + len(group) - 1
                 files.close_retired()
                 segment = files.segments[-1][0]
-            self._helper.request(records[-1].lsn, segment)
+            self._helper.request(last, segment)
         except BaseException as error:  # noqa: BLE001 - every waiter must hear about it
             if isinstance(error, BrokenPipeError):
                 error = WalError("the WAL sync helper process exited")
-            self._fail(error, [future for _, future in group])
+            self._fail(error, futures)
             return
-        futures = [future for _, future in group]
-        self._awaiting.extend(zip(futures, records, strict=True))
+        self._awaiting.append((last, futures, sum(map(len, group))))
         self._in_flight += 1
 
     def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -205,24 +211,25 @@ class WriteAheadLog:
 
     def _resolve(self, target: int) -> None:
         """Resume every request whose record is durable (event loop)."""
-        done = []
-        while self._awaiting and self._awaiting[0][1].lsn <= target:
-            future, record = self._awaiting.popleft()
-            if not future.done():  # a client that went away does not matter here
-                future.set_result(record.lsn)
-            self._pending_bytes -= len(record.payload)
-            done.append(record)
-        self._records += len(done)
-        if done and self._on_durable is not None:
-            self._on_durable(done)
+        while self._awaiting and self._awaiting[0][0] <= target:
+            last, futures, size = self._awaiting.popleft()
+            first = last - len(futures) + 1
+            for lsn, future in enumerate(futures, first):
+                if not future.done():  # a client that went away does not matter here
+                    future.set_result(lsn)
+            self._pending_bytes -= size
+            self._records += len(futures)
+            if self._on_durable is not None:
+                self._on_durable(first, last, size)
 
     def _fail(self, error: BaseException, futures: list | None) -> None:
         logger.error("WAL write failed; the log stops accepting records: %s", error)
         self._failed = f"{type(error).__name__}: {error}"
         waiting = futures if futures is not None else []
-        waiting += [future for future, _ in self._awaiting] + [f for _, f in self._queued]
+        waiting += [future for _, futures, _ in self._awaiting for future in futures]
+        waiting += self._waiters
         self._awaiting.clear()
-        self._queued.clear()
+        self._queued, self._waiters = [], []
         self._pending_bytes = 0
         for future in waiting:
             if not future.done():
@@ -233,13 +240,13 @@ class WriteAheadLog:
         self._check_open()
         assert self._files is not None
         with self._files.lock:
-            records = self._files.write([payload])
+            lsn = self._files.write([payload])
             os.fdatasync(self._files.fd)
             self._files.close_retired()
         self._records += 1
         if self._on_durable is not None:
-            self._on_durable(records)
-        return records[0].lsn
+            self._on_durable(lsn, lsn, len(payload))
+        return lsn
 
     @property
     def pending_bytes(self) -> int:
@@ -257,7 +264,7 @@ class WriteAheadLog:
         files = self._files
         return WalStats(
             next_lsn=files.next_lsn if files else 0,
-            pending_records=len(self._queued) + len(self._awaiting),
+            pending_records=len(self._queued) + sum(len(group[1]) for group in self._awaiting),
             pending_bytes=self._pending_bytes,
             fsyncs=self._fsyncs,
             records=self._records,
@@ -275,9 +282,10 @@ class WriteAheadLog:
         if self._files is not None:
             with self._files.lock:
                 if self._queued:  # only when the loop stopped before an answer wrote them
-                    group, self._queued = self._queued, []
-                    records = self._files.write([payload for payload, _ in group])
-                    self._awaiting.extend(zip([f for _, f in group], records, strict=True))
+                    group, futures = self._queued, self._waiters
+                    self._queued, self._waiters = [], []
+                    last = self._files.write(group) + len(group) - 1
+                    self._awaiting.append((last, futures, sum(map(len, group))))
                 written = self._files.next_lsn - 1
                 self._files.close()  # fdatasync: everything written is durable now
         if helper is not None:

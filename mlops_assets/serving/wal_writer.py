@@ -13,7 +13,6 @@ import os
 import threading
 from pathlib import Path
 
-from mlops_assets.core.inference_log import LogRecord
 from mlops_assets.serving.wal_segments import HEADER, frame, fsync_dir, segment_name, zero_file
 
 logger = logging.getLogger(__name__)
@@ -74,9 +73,9 @@ class SegmentWriter:
         spare = self.directory / SPARE_NAME
         return spare if spare.is_file() else None
 
-    def write(self, payloads: list[bytes]) -> list[LogRecord]:
-        """Frame and write ``payloads`` (not synced); return their records with lsns."""
-        records, chunk, chunk_bytes = [], [], 0
+    def write(self, payloads: list[bytes]) -> int:
+        """Frame and write ``payloads`` (not synced) as consecutive records; return the 1st lsn."""
+        first, chunk, chunk_bytes = self.next_lsn, [], 0
         for payload in payloads:
             encoded = frame(self.next_lsn, payload)
             if self.offset + chunk_bytes + len(encoded) > self.size:
@@ -85,13 +84,12 @@ class SegmentWriter:
                 self._open_segment(len(encoded) + HEADER.size)
             chunk.append(encoded)
             chunk_bytes += len(encoded)
-            records.append(LogRecord(lsn=self.next_lsn, payload=payload))
             self.next_lsn += 1
         self._pwrite(chunk)
         if self.offset > self.size // 2 and self._spare is None:
             self._spare = threading.Thread(target=self._make_spare, daemon=True)
             self._spare.start()
-        return records
+        return first
 
     def _pwrite(self, chunk: list[bytes]) -> None:
         if chunk:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -24,6 +25,17 @@ def rows(tmp_path: Path, table: str) -> list[str]:
     if not path.exists():
         return []
     return DeltaTable(str(path)).to_pyarrow_table().column("request_id").to_pylist()
+
+
+def crash(log: InferenceLog) -> None:
+    """What a kill -9 leaves: the mover killed, the WAL's folder unlocked, nothing drained."""
+    with log._lock:
+        log._stopping = True
+        log._stopped.set()
+    log._process.kill()
+    log._process.wait()
+    log._watcher.join(5)
+    log.wal.close()
 
 
 def append_all(log: InferenceLog, payloads: list[bytes]) -> list[int]:
@@ -54,7 +66,7 @@ def test_restart_moves_what_the_crash_left_exactly_once(tmp_path: Path) -> None:
     log.open()
     append_all(log, [prediction(0, f"a{i}").payload for i in range(10)])
     append_all(log, [feedback(0, ("a3", 1)).payload])
-    log.wal.close()  # "crash": durable in the WAL, nothing moved to Delta
+    crash(log)  # durable in the WAL, nothing moved to Delta
     app_id = log.wal.app_id
     sink = DeltaLogSink(str(tmp_path / "lake"), app_id)
     first = decode_batch(log.wal.open()[:6])  # a crash right after a partial Delta commit
@@ -114,3 +126,43 @@ def test_undecodable_records_are_quarantined_not_blocking(tmp_path: Path) -> Non
     assert log.close() is True
     assert rows(tmp_path, "inference_log") == ["ok"]
     assert len(list((tmp_path / "wal" / "quarantine").glob("*.json"))) == 1
+
+
+def wait_for(condition, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def test_the_mover_is_a_separate_process_restarted_when_it_dies(tmp_path: Path) -> None:
+    log = make_log(tmp_path)
+    log.open()
+    first = log._process
+    assert first.pid != os.getpid() and first.poll() is None
+    append_all(log, [prediction(0, "before").payload])
+    assert wait_for(lambda: log.stats().committed_lsn == 1)
+    first.kill()
+    assert wait_for(lambda: log.stats().mover_restarts == 1 and log._process is not first)
+    append_all(log, [prediction(0, "after").payload])
+    assert wait_for(lambda: log.stats().committed_lsn == 2)
+    assert log.close() is True
+    assert sorted(rows(tmp_path, "inference_log")) == ["after", "before"]
+
+
+def test_the_mover_stops_at_once_without_moving_when_its_server_is_gone(tmp_path: Path) -> None:
+    log = make_log(tmp_path, flush_interval_s=3600, batch_records=10**6)
+    log.open()
+    append_all(log, [prediction(0, f"k{i}").payload for i in range(3)])
+    with log._lock:  # as after a kill -9 of the server: no restart, no drain request
+        log._stopping = True
+    os.close(log._control)  # the mover sees the end of its control pipe
+    log._control = -1
+    assert log._process.wait(5) == 0
+    assert rows(tmp_path, "inference_log") == []
+    log._watcher.join(5)
+    log.wal.close()
+    again = make_log(tmp_path)
+    assert again.open() == 3
+    assert again.close() is True
+    assert sorted(rows(tmp_path, "inference_log")) == ["k0", "k1", "k2"]

@@ -28,6 +28,7 @@ def test_defaults_bind_loopback_and_hide_the_token() -> None:
         ({"max_rows": 0}, "max_rows must be >= 1"),
         ({"poll_interval_s": 0}, "poll_interval_s must be > 0"),
         ({"wal_dir": ""}, "wal_dir is empty"),
+        ({"log_mover_nice": 20}, "log_mover_nice 20 is outside 0..19"),
     ],
 )
 def test_impossible_settings_are_named(change: dict, problem: str) -> None:
