@@ -153,8 +153,10 @@ def resample(
             f"all feature columns are categorical ({list(features)}); {method} interpolates "
             f"numbers, so use method 'none'"
         )
-    filled = _fill_missing(features, categorical).reset_index(drop=True)
-    labels = labels.reset_index(drop=True)
+    # copies of the whole split dominate SMOTE's time at scale: relabel rows without copying
+    positions = pd.RangeIndex(len(train))
+    filled = _fill_missing(features, categorical).set_axis(positions, axis=0, copy=False)
+    labels = labels.set_axis(positions, copy=False)
     chunks = _chunks(labels.to_numpy(), max_chunk_rows, seed)
     synthetic_parts = []
     for index, rows in enumerate(chunks):
@@ -171,7 +173,9 @@ def resample(
     synthetic = pd.concat(synthetic_parts, ignore_index=True)
     synthetic = _restore_types(synthetic, features)
     synthetic[LABEL_COLUMN] = np.ones(len(synthetic), dtype="int64")  # only positives are made
-    original = train.reset_index(drop=True).assign(**{LABEL_COLUMN: labels.to_numpy()})
+    original = train.set_axis(positions, axis=0, copy=False)
+    if original[LABEL_COLUMN].dtype != "int64":
+        original = original.assign(**{LABEL_COLUMN: labels.to_numpy()})
     frame = pd.concat([original, synthetic[original.columns]], ignore_index=True)
     used = "smotenc" if categorical else method
     notes = [
@@ -222,6 +226,8 @@ def _chunks(labels: np.ndarray, max_rows: int, seed: int) -> list[np.ndarray]:
 
 
 def _fill_missing(features: pd.DataFrame, categorical: list[int]) -> pd.DataFrame:
+    if not categorical and not features.isna().to_numpy().any():
+        return features  # nothing to fill: no copy
     filled = features.copy()
     for index, name in enumerate(features.columns):
         if not filled[name].isna().any():
