@@ -65,9 +65,10 @@ SCALE_PATHS = {
     "score": "batch scoring is independent per row: on Spark, mlflow.pyfunc.spark_udf over "
     "partitions.",
     "resample_smote": "SMOTE's neighbour search is among positives only and chunked like ADASYN "
-    "above 200,000 rows; what still grows faster is memory traffic: at 16x about half of the "
-    "stage is the one concatenation of ~3 million output rows into fresh memory (2.4 s of 5.3 s "
-    "CPU, profiled), whose first-touch page faults cost more per byte on this VM at that size.",
+    "above 200,000 rows; what still grows faster is pandas work on the whole output: at 16x, "
+    "2.4 s of 5.3 s CPU is the one pd.concat of the ~3 million original and synthetic rows "
+    "(profiled; not a first-touch memory cost: fresh memory fills at ~5.5 GB/s here). Not "
+    "investigated further; ADASYN, the default, grows linearly.",
     "fit": "XGBoost hist is O(rows x trees); beyond one machine: xgboost.spark on the Spark "
     "engine.",
 }
