@@ -28,7 +28,8 @@ class TrackingTarget:
     def activate(self) -> str:
         """Point the ``mlflow`` module at this target and return the experiment id.
 
-        Creates the experiment (with its artifact root) on first use.
+        Creates the experiment (with its artifact root) on first use; when another process
+        creates it at the same moment, that one is used.
         """
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri or self.tracking_uri)
@@ -41,9 +42,7 @@ class TrackingTarget:
                 if "://" not in location:
                     Path(location).mkdir(parents=True, exist_ok=True)
                     location = Path(location).resolve().as_uri()
-            experiment_id = client.create_experiment(
-                self.experiment_name, artifact_location=location
-            )
+            experiment_id = _create_or_get(client, self.experiment_name, location)
         else:
             experiment_id = experiment.experiment_id
         mlflow.set_experiment(experiment_id=experiment_id)
@@ -54,3 +53,16 @@ class TrackingTarget:
         return MlflowClient(
             tracking_uri=self.tracking_uri, registry_uri=self.registry_uri or self.tracking_uri
         )
+
+
+def _create_or_get(client: MlflowClient, name: str, location: str | None) -> str:
+    """Create experiment ``name``, or return the id of the one a concurrent caller created."""
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException as error:
+        if getattr(error, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+            raise
+        existing = client.get_experiment_by_name(name)
+        if existing is None:
+            raise
+        return existing.experiment_id
