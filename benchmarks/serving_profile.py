@@ -206,11 +206,15 @@ def report(figures: dict[str, list[dict]], args: argparse.Namespace) -> None:
                 f"{name}: {per_flush:.1f} records per flush since start; Delta lag after the "
                 f"last window {stats['backlog_records']} records"
             )
-    for prefix in ("", "base"):
-        on, off = figures.get(f"{prefix}+log"), figures.get(f"{prefix}-nolog")
-        if on and off:
-            ratio = statistics.median(a["rps"] / b["rps"] for a, b in zip(on, off, strict=True))
-            print(f"{prefix or 'this tree'}: logging on/off (median of paired rounds) {ratio:.2f}")
+    for name, on in figures.items():
+        off = figures.get(f"{'base' if name.startswith('base') else ''}-nolog")
+        if "nolog" not in name and off:
+            ratios = sorted(a["rps"] / b["rps"] for a, b in zip(on, off, strict=True))
+            quartiles = f"{ratios[len(ratios) // 4]:.2f}-{ratios[3 * len(ratios) // 4]:.2f}"
+            print(
+                f"{name}: logging on/off, median of paired rounds {statistics.median(ratios):.2f}"
+                f" (quartiles {quartiles})"
+            )
 
 
 if __name__ == "__main__":
