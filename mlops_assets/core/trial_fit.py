@@ -68,15 +68,16 @@ def search_matrices(train: Any, valid: Any) -> SearchMatrices:
         The cached matrices.
     """
     started = time.perf_counter()
-    preprocessor = build_preprocessor(train.features).fit(train.features)
+    preprocessor = build_preprocessor(train.features)
+    train_matrix = preprocessor.fit_transform(train.features)  # fit alone would transform too
 
-    def matrix(features: Any) -> np.ndarray:
-        return np.ascontiguousarray(preprocessor.transform(features), dtype=np.float32)
+    def matrix(transformed: Any) -> np.ndarray:
+        return np.ascontiguousarray(transformed, dtype=np.float32)
 
     return SearchMatrices(
-        train=matrix(train.features),
+        train=matrix(train_matrix),
         train_labels=np.asarray(train.labels),
-        valid=matrix(valid.features),
+        valid=matrix(preprocessor.transform(valid.features)),
         valid_labels=np.asarray(valid.labels),
         seconds=time.perf_counter() - started,
     )
