@@ -83,12 +83,17 @@ def _no_home_writes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator
 # print it once, at the end of the run.
 _EVIDENCE: list[tuple[str, list[str]]] = []
 _EVIDENCE_LINES, _EVIDENCE_WIDTH = 12, 400
+_MLFLOW_RUN_LINKS = ("\N{RUNNER}", "\N{TEST TUBE}")  # MLflow's "View run/experiment at" lines
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Keep the printed lines of each passing end-to-end test."""
     if report.when == "call" and report.passed and "/e2e/" in report.nodeid.replace("::", "/"):
-        lines = [line[:_EVIDENCE_WIDTH] for line in report.capstdout.splitlines() if line.strip()]
+        lines = [
+            line[:_EVIDENCE_WIDTH]
+            for line in report.capstdout.splitlines()
+            if line.strip() and not line.lstrip().startswith(_MLFLOW_RUN_LINKS)
+        ]
         if lines:
             _EVIDENCE.append((report.nodeid, lines[-_EVIDENCE_LINES:]))
 
