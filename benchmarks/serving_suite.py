@@ -35,6 +35,7 @@ def options(settings: Settings) -> argparse.Namespace:
             rows=3000,
             trees=20,
             targets=["ours+log"],
+            baseline=None,
         )
     return argparse.Namespace(
         concurrency=[1, 8, 32],
@@ -43,6 +44,7 @@ def options(settings: Settings) -> argparse.Namespace:
         rows=50_000,
         trees=200,
         targets=list(serving.TARGETS),
+        baseline=None,
     )
 
 
