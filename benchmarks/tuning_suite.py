@@ -130,7 +130,7 @@ def suite(settings: Settings) -> list[Figure]:
             "min",
             target=f"<= {TARGET_MINUTES:g} min",
             met=minutes <= TARGET_MINUTES,
-            note=f"{how} (TPE + MLflow child runs, hist, 2 threads), wall on a loaded machine",
+            note=f"{how} (TPE + MLflow child runs, hist, 2 threads), wall-clock time",
         ),
         Figure(
             NAME,
