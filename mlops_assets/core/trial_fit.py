@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,14 +157,11 @@ class TrialFitter:
         if _native_xgboost(classifier):
             return self._fit_xgboost(classifier, started, cpu_started)
         classifier.fit(self.matrices.train, self.matrices.train_labels)
-        fitted, cpu_fitted = time.perf_counter(), time.process_time()
-        scores = np.asarray(classifier.predict_proba(self.matrices.valid))[:, 1]
-        return TrialFit(
-            scores=np.asarray(scores, dtype=np.float64),
-            trees=None,
-            fit_seconds=fitted - started,
-            fit_cpu_seconds=cpu_fitted - cpu_started,
-            score_seconds=time.perf_counter() - fitted,
+        return _score_after_fit(
+            lambda: np.asarray(classifier.predict_proba(self.matrices.valid))[:, 1],
+            None,
+            started,
+            cpu_started,
         )
 
     def _fit_xgboost(self, classifier: Any, started: float, cpu_started: float) -> TrialFit:
@@ -174,16 +172,13 @@ class TrialFitter:
         train, valid = self._data(classifier.max_bin, classifier.n_jobs)
         if not self.early_stopping_rounds:
             booster = xgboost.train(params, train, rounds, verbose_eval=False)
-            fitted, cpu_fitted = time.perf_counter(), time.process_time()
-            scores = booster.inplace_predict(
-                self.matrices.valid, iteration_range=(0, rounds), missing=classifier.missing
-            )
-            return TrialFit(
-                scores=np.asarray(scores, dtype=np.float64),
-                trees=rounds,
-                fit_seconds=fitted - started,
-                fit_cpu_seconds=cpu_fitted - cpu_started,
-                score_seconds=time.perf_counter() - fitted,
+            return _score_after_fit(
+                lambda: booster.inplace_predict(
+                    self.matrices.valid, iteration_range=(0, rounds), missing=classifier.missing
+                ),
+                rounds,
+                started,
+                cpu_started,
             )
         best = _BestIterationScores(valid)
         xgboost.train(
@@ -203,6 +198,21 @@ class TrialFitter:
             fit_cpu_seconds=cpu_ended - cpu_started - best.cpu_seconds,
             score_seconds=best.seconds,
         )
+
+
+def _score_after_fit(
+    score: Callable[[], Any], trees: int | None, started: float, cpu_started: float
+) -> TrialFit:
+    """Run ``score`` now: the fit took the time since ``started``, the scoring what it takes."""
+    fitted, cpu_fitted = time.perf_counter(), time.process_time()
+    scores = score()
+    return TrialFit(
+        scores=np.asarray(scores, dtype=np.float64),
+        trees=trees,
+        fit_seconds=fitted - started,
+        fit_cpu_seconds=cpu_fitted - cpu_started,
+        score_seconds=time.perf_counter() - fitted,
+    )
 
 
 def _logit(probability: float) -> float:
