@@ -84,14 +84,11 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
 
     def _value_path(self, storage: Path, context: Any, run_id: str | None) -> Path:
         """``<storage>/asset_values/<asset key parts>/<run id>.pickle``."""
-        run_id = run_id or context.run_id
-        if context.has_asset_key:
-            parts = context.asset_key.path
-        else:  # an op output: its identifier already holds the run id
-            return storage.joinpath(VALUES_FOLDER, "ops", *context.get_identifier()).with_suffix(
-                ".pickle"
-            )
-        return storage.joinpath(VALUES_FOLDER, *parts, f"{run_id}.pickle")
+        if not context.has_asset_key:  # an op output: its identifier holds the run id
+            return storage.joinpath(VALUES_FOLDER, "ops", *context.get_identifier(), "value.pickle")
+        return storage.joinpath(
+            VALUES_FOLDER, *context.asset_key.path, f"{run_id or context.run_id}.pickle"
+        )
 
 
 def _producing_run(upstream: dg.OutputContext | None) -> str | None:

@@ -80,3 +80,21 @@ def test_values_of_the_previous_layout_are_still_read(tmp_path: Path) -> None:
         (base / "produced").write_bytes(pickle.dumps("previous layout"))
         alone = [produced.to_source_asset(), consumed]
         assert _materialize(instance, base, alone).output_for_node("consumed") == "previous layout"
+
+
+@dg.op
+def reported() -> str:
+    return "record"
+
+
+@dg.job
+def report_job() -> None:
+    reported()
+
+
+def test_an_op_output_is_stored_under_its_run(tmp_path: Path) -> None:
+    """Jobs of plain ops (the rollback job) go through the same manager."""
+    manager = RunScopedIOManager(base_dir=str(tmp_path))
+    result = report_job.execute_in_process(resources={"io_manager": manager})
+    [stored] = (tmp_path / VALUES_FOLDER / "ops" / result.run_id).rglob("value.pickle")
+    assert pickle.loads(stored.read_bytes()) == "record"
