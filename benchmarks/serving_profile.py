@@ -143,15 +143,7 @@ def main() -> None:
         command += ["--tracking-uri", tracking, "--log-level", "warning"]
         command += ["--port", str(ports[name])] + ([] if logging_on else ["--no-log"])
         env = {**os.environ, "PYTHONPATH": str(tree), **extra}
-        with open(folder / f"{name}.log", "wb") as sink:
-            processes[name] = subprocess.Popen(
-                command,
-                cwd=tree,
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        processes[name] = serving.start(command, folder / f"{name}.log", env, tree)
     figures: dict[str, list[dict]] = {name: [] for name in processes}
     try:
         for name, process in processes.items():
