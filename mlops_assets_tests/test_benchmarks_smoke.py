@@ -137,3 +137,20 @@ def test_a_failing_benchmark_is_reported_and_the_suite_goes_on(tmp_path: Path) -
     absent += ["--json", str(tmp_path / "none.json"), "--update"]
     missing = subprocess.run(absent, cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert missing.returncode == 2 and "none.json: not a benchmark report" in missing.stderr
+
+
+def test_final_model_variants_prints_every_variant_per_split_seed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks import final_model_variants
+    from mlops_assets.core.synthetic import generate
+
+    csv = tmp_path / "rows.csv"
+    generate(4000, seed=3, positive_rate=0.05).to_csv(csv, index=False)
+    final_model_variants.main(["--csv", str(csv), "--split-seeds", "7", "--max-evals", "2"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("split seed   7:") and lines[-1].startswith("mean test PR AUC:")
+    figures = [float(value) for value in re.findall(r"[ /](-?\d\.\d{3})", lines[0])]
+    assert len(figures) == 12 and all(-1.0 <= value <= 1.0 for value in figures)
+    for name in ("winner", "top3", "top5", "bag5", "strong", "defaults"):
+        assert f" {name} " in lines[0]
