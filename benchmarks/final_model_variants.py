@@ -41,8 +41,13 @@ from mlops_assets.core.trials import TrialRecorder, make_trials
 from mlops_assets.core.tuning import make_objective, run_search, xgboost_space
 
 warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-STRONG = {"max_depth": 6, "n_estimators": 1000, "learning_rate": 0.03, "subsample": 0.8}
-STRONG |= {"colsample_bytree": 0.7}
+STRONG = {
+    "max_depth": 6,
+    "n_estimators": 1000,
+    "learning_rate": 0.03,
+    "subsample": 0.8,
+    "colsample_bytree": 0.7,
+}
 Scores = tuple[np.ndarray, np.ndarray]  # validation scores (train-only fit), test scores
 
 
