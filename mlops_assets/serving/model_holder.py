@@ -158,10 +158,11 @@ class ModelHolder:
                     continue
                 number = int(version.version)
                 failed = self.failures.get(role)
-                if not force and (
-                    (current is not None and current.version == number)
-                    or (failed is not None and failed.version == number)
-                ):
+                if not force and current is not None and current.version == number:
+                    continue
+                if not force and failed is not None and failed.version == number:
+                    # Already tried (by the poller or an earlier reload): report it, no retry.
+                    outcome.failures.append(failed)
                     continue
                 if role == PRIMARY and current is None:
                     self.waiting_reason = f"loading version {number}"
