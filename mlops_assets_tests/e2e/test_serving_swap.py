@@ -135,8 +135,9 @@ def test_failing_version_leaves_the_old_one_serving(server, serving_registry) ->
     serving_registry.set_alias("swap_champion", 5)  # its stored pipeline is deleted
     # The poller tries it first (the order that used to race); the reload reports that failure.
     wait_for(
-        lambda: (httpx.get(server.url + "/model").json().get("last_failure") or {}).get("version")
-        == 5,
+        lambda: (
+            (httpx.get(server.url + "/model").json().get("last_failure") or {}).get("version") == 5
+        ),
         what="the poller's failed load of version 5",
     )
     response = httpx.post(server.url + "/admin/reload", headers=ADMIN, timeout=30)
