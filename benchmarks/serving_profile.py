@@ -119,7 +119,8 @@ def main() -> None:
         "--variant",
         action="append",
         default=[],
-        help="NAME:VAR=VALUE,...: one more logging server of this tree with these env vars",
+        help="NAME:VAR=VALUE,...: one more server of this tree with these env vars (logging off "
+        "when NAME ends in -nolog)",
     )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="serving-profile-"))
@@ -135,7 +136,7 @@ def main() -> None:
     for variant in args.variant:
         name, _, assignments = variant.partition(":")
         extra = dict(item.split("=", 1) for item in assignments.split(",") if item)
-        servers.append((name, Path.cwd(), True, extra))
+        servers.append((name, Path.cwd(), not name.endswith("-nolog"), extra))
     processes, ports = {}, {}
     for name, tree, logging_on, extra in servers:
         ports[name] = serving.free_port()

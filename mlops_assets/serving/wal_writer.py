@@ -1,44 +1,45 @@
-"""The active segment of the write-ahead log: append frames, roll to a preallocated segment.
+"""Where the write-ahead log's records go: frame them, place them in segments, roll segments.
 
-Writing does not sync: the caller decides when to ``fdatasync`` (the log's sync thread). When a
-group does not fit, the full segment is synced right away and its descriptor retired (closed
-later by the sync thread, which may still be syncing it), and the next segment, zero-filled
-ahead of time by a helper thread, takes over. Every attribute is guarded by :attr:`lock`.
+The server does not write segment files itself: :meth:`SegmentWriter.place` frames a group of
+records and returns the pieces (segment, offset, bytes) that the sync helper process
+(:mod:`~mlops_assets.serving.wal_syncer`) writes in order and flushes. When a group does not
+fit, the next segment, zero-filled ahead of time by a helper thread, takes over (the helper
+syncs the full one before it writes into the next). Every attribute is guarded by
+:attr:`lock`, which is also held while the pieces are handed to the helper, so the helper
+receives them in sequence-number order.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 
 from mlops_assets.serving.wal_segments import HEADER, frame, fsync_dir, segment_name, zero_file
+from mlops_assets.serving.wal_syncer import Piece
 
 logger = logging.getLogger(__name__)
 SPARE_NAME = "spare.tmp"
 
 
 class SegmentWriter:
-    """Frames records into segment files (one writer per folder)."""
+    """Frames records and places them in segment files (one writer per folder)."""
 
     def __init__(
         self, directory: Path, segment_bytes: int, segments: list[tuple[int, Path]], next_lsn: int
     ) -> None:
-        """Continue after the recovered ``segments``; the first write opens a fresh segment."""
+        """Continue after the recovered ``segments``; :meth:`start` opens a fresh segment."""
         self.directory = directory
         self.segment_bytes = segment_bytes
         self.segments = list(segments)
         self.next_lsn = next_lsn
         self.lock = threading.Lock()
-        self.fd = -1
         self.offset = 0
         self.size = 0
-        self.retired: list[int] = []
         self._spare: threading.Thread | None = None
 
     def start(self) -> None:
-        """Open a fresh segment (old ones are never appended to after a restart)."""
+        """Create a fresh segment (old ones are never appended to after a restart)."""
         (self.directory / SPARE_NAME).unlink(missing_ok=True)
         self._open_segment(0)
 
@@ -47,14 +48,10 @@ class SegmentWriter:
         size = max(self.segment_bytes, needed)
         spare = self._take_spare() if needed <= self.segment_bytes else None
         if spare is not None:
-            os.replace(spare, path)
+            spare.replace(path)
         else:
             zero_file(path, size)
         fsync_dir(self.directory)
-        if self.fd >= 0:
-            os.fdatasync(self.fd)  # the full segment is durable before the next one starts
-            self.retired.append(self.fd)
-        self.fd = os.open(path, os.O_WRONLY)
         self.offset, self.size = 0, size
         self.segments = [entry for entry in self.segments if entry[1] != path]
         self.segments.append((self.next_lsn, path))
@@ -73,35 +70,29 @@ class SegmentWriter:
         spare = self.directory / SPARE_NAME
         return spare if spare.is_file() else None
 
-    def write(self, payloads: list[bytes]) -> int:
-        """Frame and write ``payloads`` (not synced) as consecutive records; return the 1st lsn."""
-        first, chunk, chunk_bytes = self.next_lsn, [], 0
+    def place(self, payloads: list[bytes]) -> tuple[int, list[Piece]]:
+        """Frame ``payloads`` as consecutive records; return the first lsn and the pieces."""
+        first, pieces, chunk, chunk_bytes = self.next_lsn, [], [], 0
         for payload in payloads:
             encoded = frame(self.next_lsn, payload)
             if self.offset + chunk_bytes + len(encoded) > self.size:
-                self._pwrite(chunk)
+                self._add_piece(pieces, chunk)
                 chunk, chunk_bytes = [], 0
                 self._open_segment(len(encoded) + HEADER.size)
             chunk.append(encoded)
             chunk_bytes += len(encoded)
             self.next_lsn += 1
-        self._pwrite(chunk)
+        self._add_piece(pieces, chunk)
         if self.offset > self.size // 2 and self._spare is None:
             self._spare = threading.Thread(target=self._make_spare, daemon=True)
             self._spare.start()
-        return first
+        return first, pieces
 
-    def _pwrite(self, chunk: list[bytes]) -> None:
+    def _add_piece(self, pieces: list[Piece], chunk: list[bytes]) -> None:
         if chunk:
-            data = b"".join(chunk)
-            os.pwrite(self.fd, data, self.offset)
+            data = chunk[0] if len(chunk) == 1 else b"".join(chunk)
+            pieces.append((self.segments[-1][0], self.offset, data))
             self.offset += len(data)
-
-    def close_retired(self, busy: set[int] | frozenset = frozenset()) -> None:
-        """Close the descriptors of full segments (synced when retired) not being synced."""
-        for fd in [fd for fd in self.retired if fd not in busy]:
-            self.retired.remove(fd)
-            os.close(fd)
 
     def release_through(self, lsn: int) -> int:
         """Delete closed segments whose records all have sequence numbers <= ``lsn``."""
@@ -116,11 +107,6 @@ class SegmentWriter:
         return len(removable)
 
     def close(self) -> None:
-        """Sync and close every descriptor."""
+        """Wait for the spare segment being prepared."""
         if self._spare is not None:
             self._spare.join()
-        if self.fd >= 0:
-            os.fdatasync(self.fd)
-            os.close(self.fd)
-            self.fd = -1
-        self.close_retired()

@@ -87,6 +87,24 @@ def test_segments_roll_and_are_released_once_committed(tmp_path: Path) -> None:
     assert recovered[0].lsn <= 11
 
 
+def test_a_group_that_spans_segments_is_written_in_order_and_recovered(tmp_path: Path) -> None:
+    """One pass fills a segment and goes on in the next: the helper writes both parts."""
+    wal, _ = opened(tmp_path)
+    payloads = [b"%02d" % index + b"w" * 9_000 for index in range(30)]  # ~270 KB, 64 KiB segments
+
+    async def one_pass() -> list[int]:
+        return await asyncio.gather(*(wal.append(payload) for payload in payloads))
+
+    lsns = asyncio.run(one_pass())
+    stats = wal.stats()
+    wal.close()
+    assert lsns == list(range(1, 31)) and stats.records == 30
+    assert stats.fsyncs < 30, "the pass's records were not grouped"
+    assert len(list(tmp_path.glob("wal-*.seg"))) >= 4
+    _, recovered = opened(tmp_path)
+    assert [record.payload for record in recovered] == payloads
+
+
 def test_a_second_process_cannot_open_the_same_folder(tmp_path: Path) -> None:
     wal, _ = opened(tmp_path)
     pid = os.fork()
@@ -116,7 +134,9 @@ def test_closed_log_refuses_and_min_next_lsn_is_respected(tmp_path: Path) -> Non
 
 def test_a_failed_write_fails_its_waiters_and_every_later_append(tmp_path: Path) -> None:
     wal, _ = opened(tmp_path)
-    os.close(wal._files.fd)  # the disk "fails": the next pwrite gets EBADF
+    segment = sorted(tmp_path.glob("wal-*.seg"))[0]
+    segment.unlink()
+    segment.mkdir()  # the disk "fails": the helper cannot open the segment for writing
 
     async def two_appends() -> list:
         return await asyncio.gather(wal.append(b"a"), wal.append(b"b"), return_exceptions=True)
@@ -126,7 +146,6 @@ def test_a_failed_write_fails_its_waiters_and_every_later_append(tmp_path: Path)
     assert "write failed" in str(errors[0]) and wal.stats().failed
     with pytest.raises(WalError, match="failed earlier"):
         asyncio.run(wal.append(b"c"))
-    wal._files.fd = -1  # already closed above
     wal.close()
 
 
