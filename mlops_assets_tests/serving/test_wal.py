@@ -187,6 +187,27 @@ def test_a_lone_record_is_flushed_at_the_end_of_its_pass(tmp_path: Path) -> None
     assert stats.fsyncs == 3 and stats.records == 3
 
 
+def test_a_group_still_growing_at_the_end_of_a_pass_waits_for_the_next_pass(
+    tmp_path: Path,
+) -> None:
+    """Requests answered together come back over a few passes: they share one flush."""
+    wal, _ = opened(tmp_path)
+
+    async def request(passes_later: int) -> int:
+        for _ in range(passes_later):
+            await asyncio.sleep(0)
+        return await wal.append(b"late-%d" % passes_later)
+
+    async def staggered() -> list[int]:  # one record per pass, each after the flush check
+        return await asyncio.gather(*(request(passes) for passes in (3, 2, 1, 0)))
+
+    lsns = asyncio.run(staggered())
+    stats = wal.stats()
+    wal.close()
+    assert sorted(lsns) == [1, 2, 3, 4]
+    assert stats.fsyncs == 1 and stats.records == 4
+
+
 @pytest.mark.parametrize(
     "damage",
     ["zero tail", "torn payload", "length past the end", "half a header", "wrong lsn"],
