@@ -17,8 +17,8 @@ Why: the cost of logging is mostly per flush, not per record. A flush per record
 loop ~90 us of CPU per request in wake-ups under load. Groups of one pass averaged 2.7 records
 at concurrency 8, and each flush still cost the loop ~80 us, though the loop does no disk
 work: letting a group grow while requests keep arriving made them 7.7 records and the loop's
-CPU per request fell below that of a server without logging (260 vs 294 us; logging on/off
-0.95 against 0.88 in the same run). Flushing a pass's records only once the whole pass was
+CPU per request fell below that of a server without logging (272 vs 308 us; logging on/off
+0.97 against 0.84 in the same rounds). Flushing a pass's records only once the whole pass was
 scored, with the flush on the loop, had left the loop idle during every flush (19-24 % of the
 throughput). Sync threads in this process had to retake the GIL after every flush, hence the
 helper process; writing the frames there too saves the loop ~13 us per request of ext4
