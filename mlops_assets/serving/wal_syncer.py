@@ -127,8 +127,13 @@ def _read_exact(fd: int, size: int) -> bytes | None:
     return b"".join(parts)
 
 
-def serve(request_fd: int, response_fd: int, folder: str, threads: int) -> None:
-    """The helper's main: write and flush what is asked until the request pipe closes."""
+def serve(request_fd: int, response_fd: int, folder: str, threads: int) -> int:
+    """The helper's main: write and flush what is asked until the request pipe closes.
+
+    Returns:
+        The exit status: 0 once everything asked is written and flushed, 1 after a failed
+        write (the flushes already asked still run and answer).
+    """
     handles: dict[int, list[int]] = {}  # segment -> [fd, flushes queued or running]
     lock = threading.Lock()
     flushes: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
@@ -180,7 +185,7 @@ def serve(request_fd: int, response_fd: int, folder: str, threads: int) -> None:
                     view, offset = view[written:], offset + written
             except OSError as error:
                 answer(MESSAGE.pack(FAILED, error.errno or 0))
-                return
+                return 1
             if target:
                 with lock:
                     handles[segment][1] += 1
@@ -190,7 +195,8 @@ def serve(request_fd: int, response_fd: int, folder: str, threads: int) -> None:
             flushes.put(None)
         for thread in workers:
             thread.join()
+    return 0
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+    sys.exit(serve(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])))
