@@ -31,9 +31,9 @@ import pandas as pd
 
 from benchmarks.tuning import DEFAULT_CSV, prepare
 from mlops_assets.core.evaluation import evaluate
-from mlops_assets.core.final_model import final_parameters
+from mlops_assets.core.final_model import final_parameters, refit_final
 from mlops_assets.core.ingestion import silver_frame
-from mlops_assets.core.model import build_pipeline, positive_probability, xgboost_classifier
+from mlops_assets.core.model import positive_probability, xgboost_classifier
 from mlops_assets.core.sources import FileSource, TargetSpec, load_source
 from mlops_assets.core.thresholds import best_kappa_threshold
 from mlops_assets.core.trial_fit import TrialFitter, search_matrices
@@ -53,13 +53,8 @@ Scores = tuple[np.ndarray, np.ndarray]  # validation scores (train-only fit), te
 
 def _scores(data: Any, params: dict[str, Any]) -> Scores:
     """Validation scores of the train-only fit and test scores of the train+valid refit."""
-    train, valid, test = data.train, data.valid, data.test
-    fitted = build_pipeline(train.features, xgboost_classifier(params))
-    valid_scores = positive_probability(fitted.fit(train.features, train.labels), valid.features)
-    features = pd.concat([train.features, valid.features], ignore_index=True)
-    labels = np.concatenate([train.labels, valid.labels])
-    refit = build_pipeline(features, xgboost_classifier(params)).fit(features, labels)
-    return valid_scores, positive_probability(refit, test.features)
+    final = refit_final(data, xgboost_classifier, params)
+    return final.valid_scores, positive_probability(final.bundle.pipeline, data.test.features)
 
 
 def _figure(data: Any, scores: Sequence[Scores]) -> tuple[float, float]:

@@ -21,7 +21,7 @@ Two refit modes (:data:`RefitRows`):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -47,11 +47,14 @@ class FinalModel:
         bundle: Pipeline, threshold (kappa-optimal on valid) and input contract.
         valid: Metrics of the train-only model on the validation split at that threshold.
         refit_rows: The rows the bundle's pipeline was fitted on.
+        valid_scores: The train-only model's positive-class probabilities on the validation
+            rows (what the threshold was chosen on).
     """
 
     bundle: ModelBundle
     valid: Evaluation
     refit_rows: str
+    valid_scores: np.ndarray = field(compare=False, repr=False, default_factory=lambda: np.empty(0))
 
 
 def final_parameters(best: TrialOutcome) -> dict[str, Any]:
@@ -96,4 +99,5 @@ def refit_final(
         pipeline = build_pipeline(features, factory(params))
         pipeline.fit(features, labels)
     contract = contract_from_frame(valid.features)
-    return FinalModel(ModelBundle(pipeline, choice.threshold, contract), evaluation, refit_rows)
+    bundle = ModelBundle(pipeline, choice.threshold, contract)
+    return FinalModel(bundle, evaluation, refit_rows, valid_scores)
