@@ -120,7 +120,8 @@ def main() -> None:
         action="append",
         default=[],
         help="NAME:VAR=VALUE,...: one more server of this tree with these env vars (logging off "
-        "when NAME ends in -nolog)",
+        "when NAME ends in -nolog). It always runs this tree's code: the server starts in this "
+        "folder, which comes first on sys.path, so PYTHONPATH cannot swap it; use --baseline",
     )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="serving-profile-"))
