@@ -85,6 +85,11 @@ def server(serving_registry, tmp_path_factory):  # noqa: F811
 
 def test_starts_not_ready_and_picks_up_the_alias(server, serving_registry) -> None:  # noqa: F811
     ready = httpx.get(server.url + "/ready")
+    assert ready.status_code == 503  # alive before its first registry poll has answered
+    first_poll = "the first registry poll has not finished"
+    reason = lambda: httpx.get(server.url + "/ready").json().get("reason")  # noqa: E731
+    wait_for(lambda: reason() != first_poll, what="the first registry poll")
+    ready = httpx.get(server.url + "/ready")
     assert ready.status_code == 503 and "has alias 'swap_champion' yet" in ready.json()["reason"]
     response = httpx.post(server.url + "/predict", json=ROW)
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
@@ -101,6 +106,7 @@ def test_hot_swap_under_load_loses_no_request(server, serving_registry) -> None:
     }
     expected = {v: float(b.predict_proba(pd.DataFrame([ROW]))[0]) for v, b in bundles.items()}
     serving_registry.set_alias("swap_champion", 1)
+    wait_for(lambda: httpx.get(server.url + "/model").json().get("version") == 1, what="v1")
     with Load(server.url) as load:
         wait_for(lambda: len(load.answers) > 50, what="load")
         serving_registry.set_alias("swap_champion", 2)  # the poller notices the moved alias
