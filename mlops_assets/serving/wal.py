@@ -13,18 +13,13 @@ answer). The helper's answer, on a pipe the loop watches, resumes the requests t
 made durable (an append whose group is due polls the pipe itself, only when every flush slot
 is taken). Bookkeeping is per group (last lsn, futures, bytes), not per record.
 
-Why: the cost of logging is mostly per flush, not per record. A flush per record cost the
-loop ~90 us of CPU per request in wake-ups under load. Groups of one pass averaged 2.7 records
-at concurrency 8, and each flush still cost the loop ~80 us, though the loop does no disk
-work: letting a group grow while requests keep arriving made them 7.7 records and the loop's
-CPU per request fell below that of a server without logging (272 vs 308 us; logging on/off
-0.97 against 0.84 in the same rounds). Flushing a pass's records only once the whole pass was
-scored, with the flush on the loop, had left the loop idle during every flush (19-24 % of the
-throughput). Sync threads in this process had to retake the GIL after every flush, hence the
-helper process; writing the frames there too saves the loop ~13 us per request of ext4
-buffered-write work. Overwriting preallocated blocks keeps ``fdatasync`` from committing the
-filesystem journal. On open the log scans the segments up to the first torn or corrupt frame
-of each and starts a fresh segment.
+Why: logging costs the loop far more per flush than per record (about 80 us of its CPU per
+flush at concurrency 8, though it does no disk work), so groups grow as large as the traffic
+allows without delaying a lone request; writes and flushes run in the helper so that neither
+ext4's buffered-write path nor threads retaking the GIL land on the loop. Overwriting
+preallocated blocks keeps ``fdatasync`` from committing the filesystem journal. The README's
+serving section has the measurements behind each choice. On open the log scans the segments
+up to the first torn or corrupt frame of each and starts a fresh segment.
 """
 
 from __future__ import annotations
@@ -83,10 +78,10 @@ class WriteAheadLog:
         self._files: SegmentWriter | None = None
         self._helper: SyncHelper | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queued: list[bytes] = []  # not written yet
+        self._queued: list[bytes] = []  # not handed to the helper yet
         self._waiters: list[asyncio.Future] = []  # one per queued record
         self._awaiting: deque[tuple[int, list[asyncio.Future], int]] = deque()
-        # ^ written, not durable yet: (last lsn, futures, payload bytes) per group
+        # ^ handed to the helper, not durable yet: (last lsn, futures, payload bytes) per group
         self._pending_bytes = 0
         self._in_flight = 0
         self._end_scheduled = False
