@@ -90,7 +90,7 @@ class SegmentWriter:
 
     def _add_piece(self, pieces: list[Piece], chunk: list[bytes]) -> None:
         if chunk:
-            data = chunk[0] if len(chunk) == 1 else b"".join(chunk)
+            data = b"".join(chunk)  # one chunk: the same object, no copy
             pieces.append((self.segments[-1][0], self.offset, data))
             self.offset += len(data)
 
