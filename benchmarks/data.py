@@ -10,9 +10,9 @@ from mlops_assets.core.sources import FileSource, TargetSpec, load_source
 from mlops_assets.core.splits import (
     SplitFractions,
     Splits,
+    assign_splits,
     feature_columns,
     split_frames,
-    stratified_split,
 )
 
 EXCLUDED = ("Time",)
@@ -33,7 +33,7 @@ def silver(settings: Settings) -> pd.DataFrame:
 
 def splits(settings: Settings, seed: int = 42) -> Splits:
     """The stratified 60/20/20 train/valid/test split of :func:`silver` (seed 42: the default)."""
-    return split_frames(stratified_split(silver(settings), SplitFractions(), seed))
+    return split_frames(assign_splits(silver(settings), SplitFractions(), seed))
 
 
 def features(frame: pd.DataFrame) -> list[str]:

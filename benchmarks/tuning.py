@@ -45,7 +45,7 @@ from mlops_assets.core.lineage import Lineage, git_commit, package_version
 from mlops_assets.core.paths import PROJECT_ROOT
 from mlops_assets.core.resampling import resample
 from mlops_assets.core.sources import FileSource, TargetSpec, load_source
-from mlops_assets.core.splits import SplitFractions, feature_columns, split_frames, stratified_split
+from mlops_assets.core.splits import SplitFractions, assign_splits, feature_columns, split_frames
 from mlops_assets.core.tracking import TrackingTarget
 from mlops_assets.core.training import SearchSettings, train_and_log
 from mlops_assets.core.tuning import prepare_splits
@@ -58,7 +58,7 @@ OVERHEAD_TARGET = 0.03
 
 def prepare(silver, split_seed: int, resampling: str, ratio: float):
     """The data layer's split and resampling for one split seed; returns (splits, summary)."""
-    splits = split_frames(stratified_split(silver, SplitFractions(), split_seed))
+    splits = split_frames(assign_splits(silver, SplitFractions(), split_seed))
     resampled = resample(splits.train, resampling, split_seed, ratio)
     columns = feature_columns(splits.train, ["Time"])
     data = prepare_splits(resampled.frame, splits.valid, splits.test, columns)

@@ -1,10 +1,12 @@
-"""Stratified train / valid / test splits, pinned to the silver table version they read.
+"""Row-stable train / valid / test splits, pinned to the silver table version they read.
 
 The splits table holds every ``transactions`` column plus ``split`` (``train``, ``valid``
-or ``test``). Rows are put in a canonical order (by a hash of their content) before the
-seeded split, because a Delta table has no row order: Spark may read rows in another order
-than delta-rs, and the same rows and seed must give the same split on either engine.
-:func:`split_frames` and :func:`feature_columns` are how downstream code reads it back.
+or ``test``). A row's split is fixed by a seeded hash of its feature values
+(:func:`assign_splits`), so it does not change when rows are added, and it does not
+depend on the order a reader returns rows in (Spark and delta-rs give the same split). The
+table is written in a canonical order (by a hash of each row's content), so the same rows
+give the same table on either engine. :func:`split_frames` and :func:`feature_columns` are
+how downstream code reads it back.
 """
 
 from __future__ import annotations
@@ -58,54 +60,72 @@ class Splits:
     test: pd.DataFrame
 
 
-def stratified_split(frame: pd.DataFrame, fractions: SplitFractions, seed: int) -> pd.DataFrame:
-    """Assign each row to train, valid or test, stratified on ``label``, seeded.
+def assign_splits(frame: pd.DataFrame, fractions: SplitFractions, seed: int) -> pd.DataFrame:
+    """Assign each row to train, valid or test by a seeded hash of its feature values.
+
+    A row's split depends only on its own feature values and ``seed``, never on the other
+    rows. So when the table grows (new data, labeled feedback), every row keeps its split:
+    a model trained on an older version never finds its training rows in a newer test split,
+    and champion/challenger comparisons stay on rows neither model has seen. Rows identical
+    in every feature always share a split, whatever their labels. Each class is spread over
+    the splits in proportion to ``fractions`` up to sampling noise (stratified in
+    expectation; :class:`SplitResult` reports the positives per split).
 
     Args:
         frame: Silver rows with ``label``.
         fractions: Shares per split.
-        seed: Random seed; the same rows and seed always give the same assignment.
+        seed: Random seed; the same row and seed always get the same split.
 
     Returns:
         ``frame`` (original order, fresh index) with a ``split`` column added.
 
     Raises:
-        SplitError: ``label`` missing or ``split`` already present, or a class too small
-            to appear in every split.
+        SplitError: ``label`` missing or ``split`` already present, or a class with no row
+            in some split (too few rows of that class for these fractions).
     """
-    from sklearn.model_selection import train_test_split
-
     if LABEL_COLUMN not in frame.columns:
         raise SplitError(f"column {LABEL_COLUMN!r} missing; columns are {list(frame)}")
     if SPLIT_COLUMN in frame.columns:
         raise SplitError(f"column {SPLIT_COLUMN!r} already present")
-    counts = frame[LABEL_COLUMN].value_counts()
-    smallest = min(fractions.train, fractions.valid, fractions.test)
-    too_small = {
-        int(label): int(count)
-        for label, count in counts.items()
-        if round(count * smallest) < 1 or count < 3
-    }
-    if too_small:
-        raise SplitError(
-            f"column {LABEL_COLUMN!r}: class(es) {too_small} (rows per class) are too small to "
-            f"appear in every split with fractions {fractions}"
-        )
     frame = frame.reset_index(drop=True)
-    rest, test = train_test_split(
-        frame.index, test_size=fractions.test, stratify=frame[LABEL_COLUMN], random_state=seed
-    )
-    valid_share = fractions.valid / (fractions.train + fractions.valid)
-    train, valid = train_test_split(
-        rest,
-        test_size=valid_share,
-        stratify=frame.loc[rest, LABEL_COLUMN],
-        random_state=seed,
-    )
-    split = pd.Series("train", index=frame.index, dtype=object)
-    split[valid] = "valid"
-    split[test] = "test"
-    return frame.assign(**{SPLIT_COLUMN: split})
+    position = row_positions(frame.drop(columns=[LABEL_COLUMN]), seed)
+    bounds = [fractions.test, fractions.test + fractions.valid]
+    split = np.array(["test", "valid", "train"], dtype=object)[np.searchsorted(bounds, position)]
+    assigned = frame.assign(**{SPLIT_COLUMN: split})
+    counts = pd.crosstab(assigned[LABEL_COLUMN], assigned[SPLIT_COLUMN])
+    counts = counts.reindex(columns=list(SPLIT_NAMES), fill_value=0)
+    missing = {
+        int(label): [name for name in SPLIT_NAMES if row[name] == 0]
+        for label, row in counts.iterrows()
+        if (row == 0).any()
+    }
+    if missing:
+        rows = {int(label): int(total) for label, total in counts.sum(axis=1).items()}
+        raise SplitError(
+            f"column {LABEL_COLUMN!r}: class(es) {missing} (class: splits without a row) have "
+            f"too few rows ({rows}) to appear in every split with fractions {fractions}"
+        )
+    return assigned
+
+
+def row_positions(features: pd.DataFrame, seed: int) -> np.ndarray:
+    """Return a number in [0, 1) per row, uniform and fixed by the row's values and ``seed``.
+
+    The pandas content hash of each row is mixed with the seed by the SplitMix64 finaliser,
+    so every seed gives an independent, evenly spread assignment.
+    """
+    hashes = pd.util.hash_pandas_object(features, index=False).to_numpy(dtype=np.uint64)
+    salt = _splitmix64(np.array([seed], dtype=np.uint64))
+    return (_splitmix64(hashes ^ salt) >> np.uint64(11)) / float(2**53)
+
+
+def _splitmix64(values: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser over a uint64 array (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = values + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
 
 def canonical_order(frame: pd.DataFrame) -> pd.DataFrame:
@@ -180,7 +200,8 @@ def split_table(
 ) -> SplitResult:
     """Read ``source_ref`` at its exact version, split it, write the splits table.
 
-    Rows are written in canonical order (see :func:`canonical_order`).
+    Rows are written in canonical order (see :func:`canonical_order`); each row's split is
+    fixed by its own values (see :func:`assign_splits`).
 
     Args:
         engine: Delta engine.
@@ -193,7 +214,7 @@ def split_table(
         The written version and per-split figures.
     """
     frame = canonical_order(engine.read(source_ref.name, source_ref.version))
-    assigned = stratified_split(frame, fractions, seed)
+    assigned = assign_splits(frame, fractions, seed)
     ref = engine.write(table, assigned, mode="overwrite")
     grouped = assigned.groupby(SPLIT_COLUMN)[LABEL_COLUMN]
     sizes, positives = grouped.size(), grouped.sum()

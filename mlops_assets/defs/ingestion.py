@@ -39,7 +39,7 @@ class TransactionChecksConfig(dg.Config):
 
 
 class SplitsConfig(dg.Config):
-    """Shares and seed of the stratified split."""
+    """Shares and seed of the split (a seeded hash of each row's features picks its split)."""
 
     train_fraction: float = Field(default=0.6, description="Share of rows for training.")
     valid_fraction: float = Field(default=0.2, description="Share of rows for validation.")
@@ -200,7 +200,7 @@ def transactions_checks(
 def training_splits(
     config: SplitsConfig, lakehouse: Lakehouse, transactions: TableRef
 ) -> dg.Output[TableRef]:
-    """Stratified train/valid/test rows, pinned to the ``transactions`` version they read."""
+    """Train/valid/test rows (row-stable: a row keeps its split), pinned to ``transactions``."""
     fractions = SplitFractions(config.train_fraction, config.valid_fraction, config.test_fraction)
     result = split_table(lakehouse.tables(), transactions, fractions, config.seed)
     return dg.Output(
