@@ -132,3 +132,16 @@ def test_split_does_not_depend_on_the_order_rows_are_read_in(tmp_path: Path) -> 
     assert left.equals(right)
     ordered = canonical_order(shuffled)
     assert ordered.equals(canonical_order(frame))
+
+
+def test_a_grown_table_splits_old_rows_as_before(tmp_path: Path) -> None:
+    engine = DeltaRsEngine(str(tmp_path))
+    old = engine.write("transactions", _silver(2_000, seed=7), mode="overwrite")
+    extra = _silver(500, seed=8).assign(row_id=range(2_000, 2_500))
+    grown = engine.write("transactions", extra, mode="append")
+    first = split_table(engine, old, SplitFractions(), seed=42)
+    second = split_table(engine, grown, SplitFractions(), seed=42)
+    before = engine.read("training_splits", first.ref.version).set_index("row_id")["split"]
+    after = engine.read("training_splits", second.ref.version).set_index("row_id")["split"]
+    assert second.rows == 2_500
+    pd.testing.assert_series_equal(after.loc[before.index].sort_index(), before.sort_index())
