@@ -115,7 +115,7 @@ def row_positions(features: pd.DataFrame, seed: int) -> np.ndarray:
     so every seed gives an independent, evenly spread assignment.
     """
     hashes = pd.util.hash_pandas_object(features, index=False).to_numpy(dtype=np.uint64)
-    salt = _splitmix64(np.array([seed], dtype=np.uint64))
+    salt = _splitmix64(np.array([seed % 2**64], dtype=np.uint64))  # any int, negative too
     return (_splitmix64(hashes ^ salt) >> np.uint64(11)) / float(2**53)
 
 

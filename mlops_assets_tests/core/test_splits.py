@@ -63,6 +63,8 @@ def test_split_is_seeded() -> None:
     assert first.equals(assign_splits(frame, SplitFractions(), seed=7)["split"])
     second = assign_splits(frame, SplitFractions(), seed=8)["split"]
     assert (first != second).mean() > 0.4  # an independent assignment, not a small change
+    negative = assign_splits(frame, SplitFractions(), seed=-7)["split"]
+    assert (negative != first).mean() > 0.4
 
 
 def test_other_fractions() -> None:
