@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -147,3 +148,21 @@ def test_a_grown_table_splits_old_rows_as_before(tmp_path: Path) -> None:
     after = engine.read("training_splits", second.ref.version).set_index("row_id")["split"]
     assert second.rows == 2_500
     pd.testing.assert_series_equal(after.loc[before.index].sort_index(), before.sort_index())
+
+
+@pytest.mark.spark
+def test_spark_and_delta_rs_give_every_row_the_same_split(spark, tmp_path: Path) -> None:
+    from mlops_assets.core.spark_tables import SparkDeltaEngine
+
+    root = str(tmp_path / "lake")
+    on_rs, on_spark = DeltaRsEngine(root), SparkDeltaEngine(root, spark)
+    frame = _silver(1_500, seed=9).assign(
+        channel=lambda f: np.where(f["row_id"] % 3 == 0, None, np.where(f["V1"] > 0, "web", "pos"))
+    )
+    frame.loc[frame["row_id"] % 7 == 0, "Amount"] = np.nan
+    source = on_rs.write("transactions", frame)
+    by_rs = split_table(on_rs, source, SplitFractions(), seed=3, table="splits_rs")
+    by_spark = split_table(on_spark, source, SplitFractions(), seed=3, table="splits_spark")
+    left = on_rs.read("splits_rs", by_rs.ref.version).set_index("row_id")["split"].sort_index()
+    right = on_rs.read("splits_spark", by_spark.ref.version).set_index("row_id")["split"]
+    pd.testing.assert_series_equal(right.sort_index(), left)
