@@ -154,3 +154,20 @@ def test_final_model_variants_prints_every_variant_per_split_seed(
     assert len(figures) == 12 and all(-1.0 <= value <= 1.0 for value in figures)
     for name in ("winner", "top3", "top5", "bag5", "strong", "defaults"):
         assert f" {name} " in lines[0]
+
+
+def test_split_stability_compares_both_split_methods(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks import split_stability
+    from mlops_assets.core.synthetic import generate
+
+    csv = tmp_path / "rows.csv"
+    generate(3000, seed=4, positive_rate=0.05).to_csv(csv, index=False)
+    split_stability.main(["--csv", str(csv), "--trees", "20", "--first-share", "0.8"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("3,000 rows; the champion trains on the first 80%")
+    order_based, row_hash = lines[1], lines[2]
+    assert order_based.lstrip().startswith("order-based:") and "row-hash:" in row_hash
+    assert float(re.search(r"(\d+\.\d)% of the test rows", order_based).group(1)) > 20.0
+    assert " 0.0% of the test rows (0 of " in row_hash
