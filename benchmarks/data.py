@@ -15,6 +15,7 @@ from mlops_assets.core.splits import (
     split_frames,
 )
 
+CREDIT_CARD_TARGET = TargetSpec("Class", "1")
 EXCLUDED = ("Time",)
 """Columns that are not model features when present (the credit-card row clock)."""
 
@@ -26,13 +27,20 @@ def target_spec(settings: Settings) -> TargetSpec:
 
 def silver(settings: Settings) -> pd.DataFrame:
     """Typed rows with ``label`` 0/1 and exact duplicates dropped, as the silver table has."""
-    spec = target_spec(settings)
-    raw = load_source(FileSource(str(settings.data), spec)).frame
-    return silver_frame(raw, spec, {}, "drop_exact", str(settings.data)).frame
+    return silver_from_csv(str(settings.data), target_spec(settings))
+
+
+def silver_from_csv(
+    csv: str, spec: TargetSpec = CREDIT_CARD_TARGET, rows: int | None = None
+) -> pd.DataFrame:
+    """:func:`silver` of a file (the credit-card target by default); ``rows``: the first N only."""
+    raw = load_source(FileSource(csv, spec)).frame
+    raw = raw if rows is None else raw.head(rows)
+    return silver_frame(raw, spec, {}, "drop_exact", csv).frame
 
 
 def splits(settings: Settings, seed: int = 42) -> Splits:
-    """The stratified 60/20/20 train/valid/test split of :func:`silver` (seed 42: the default)."""
+    """The 60/20/20 row-hash train/valid/test split of :func:`silver` (seed 42: the default)."""
     return split_frames(assign_splits(silver(settings), SplitFractions(), seed))
 
 

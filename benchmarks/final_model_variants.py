@@ -29,12 +29,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.data import silver_from_csv
 from benchmarks.tuning import DEFAULT_CSV, prepare
 from mlops_assets.core.evaluation import evaluate
 from mlops_assets.core.final_model import final_parameters, refit_final
-from mlops_assets.core.ingestion import silver_frame
 from mlops_assets.core.model import positive_probability, xgboost_classifier
-from mlops_assets.core.sources import FileSource, TargetSpec, load_source
 from mlops_assets.core.thresholds import best_kappa_threshold
 from mlops_assets.core.trial_fit import TrialFitter, search_matrices
 from mlops_assets.core.trials import TrialRecorder, make_trials
@@ -99,10 +98,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--csv", default=str(DEFAULT_CSV))
     parser.add_argument("--rows", type=int, default=None, help="first N rows only (quick runs)")
     args = parser.parse_args(argv)
-    spec = TargetSpec("Class", "1")
-    raw = load_source(FileSource(args.csv, spec)).frame
-    raw = raw if args.rows is None else raw.head(args.rows)
-    silver = silver_frame(raw, spec, {}, "drop_exact", args.csv).frame
+    silver = silver_from_csv(args.csv, rows=args.rows)
     table: dict[int, dict[str, tuple[float, float]]] = {}
     for split_seed in (int(s) for s in args.split_seeds.split(",")):
         table[split_seed] = variant_figures(silver, split_seed, args.max_evals, args.resampling)

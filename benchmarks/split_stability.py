@@ -27,10 +27,9 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, cohen_kappa_score
 from sklearn.model_selection import train_test_split
 
+from benchmarks.data import silver_from_csv
 from benchmarks.tuning import DEFAULT_CSV
-from mlops_assets.core.ingestion import silver_frame
 from mlops_assets.core.model import build_pipeline, positive_probability, xgboost_classifier
-from mlops_assets.core.sources import FileSource, TargetSpec, load_source
 from mlops_assets.core.splits import SplitFractions, assign_splits, canonical_order
 
 warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
@@ -97,10 +96,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--trees", type=int, default=1000)
     parser.add_argument("--rows", type=int, default=None, help="first N rows only (quick runs)")
     args = parser.parse_args(argv)
-    spec = TargetSpec("Class", "1")
-    raw = load_source(FileSource(args.csv, spec)).frame
-    raw = raw if args.rows is None else raw.head(args.rows)
-    silver = silver_frame(raw, spec, {}, "drop_exact", args.csv).frame
+    silver = silver_from_csv(args.csv, rows=args.rows)
     print(
         f"{len(silver):,} rows; the champion trains on the first {args.first_share:.0%} "
         f"(by Time), then the table grows to all rows and is split again (seed {args.seed})"
