@@ -40,11 +40,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mlops_assets.core.ingestion import silver_frame
+from benchmarks.data import silver_from_csv
 from mlops_assets.core.lineage import Lineage, git_commit, package_version
 from mlops_assets.core.paths import PROJECT_ROOT
 from mlops_assets.core.resampling import resample
-from mlops_assets.core.sources import FileSource, TargetSpec, load_source
 from mlops_assets.core.splits import SplitFractions, assign_splits, feature_columns, split_frames
 from mlops_assets.core.tracking import TrackingTarget
 from mlops_assets.core.training import SearchSettings, train_and_log
@@ -231,9 +230,7 @@ def tuning_figures(
     }
     say = print if verbose else _quiet
     started = time.perf_counter()
-    target_spec = TargetSpec("Class", "1")
-    raw = load_source(FileSource(str(csv), target_spec)).frame
-    silver = silver_frame(raw, target_spec, {}, "drop_exact", str(csv)).frame
+    silver = silver_from_csv(str(csv))
     say(f"data: {len(silver):,} rows after dedup, read in {time.perf_counter() - started:.1f} s")
     folder = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="tuning-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
