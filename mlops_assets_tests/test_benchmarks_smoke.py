@@ -43,9 +43,15 @@ def run_suite(command: list[str], timeout_s: float) -> subprocess.CompletedProce
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
+def synthetic_csv(folder: Path, rows: int, seed: int) -> Path:
+    """Write a seeded synthetic file with the credit-card schema (5 % positives)."""
+    csv = folder / "rows.csv"
+    synthetic.generate(rows, seed=seed, positive_rate=0.05).to_csv(csv, index=False)
+    return csv
+
+
 def test_smoke_suite_runs_every_benchmark_and_writes_its_reports(tmp_path: Path) -> None:
-    data = tmp_path / "tiny.csv"
-    synthetic.generate(3000, seed=7, positive_rate=0.05).to_csv(data, index=False)
+    data = synthetic_csv(tmp_path, 3000, seed=7)
     results, markdown = tmp_path / "out" / "results.json", tmp_path / "out" / "BENCHMARKS.md"
 
     command = [sys.executable, "-m", "benchmarks", "--smoke", "--data", str(data)]
@@ -143,10 +149,8 @@ def test_final_model_variants_prints_every_variant_per_split_seed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from benchmarks import final_model_variants
-    from mlops_assets.core.synthetic import generate
 
-    csv = tmp_path / "rows.csv"
-    generate(4000, seed=3, positive_rate=0.05).to_csv(csv, index=False)
+    csv = synthetic_csv(tmp_path, 4000, seed=3)
     final_model_variants.main(["--csv", str(csv), "--split-seeds", "7", "--max-evals", "2"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("split seed   7:") and lines[-1].startswith("mean test PR AUC:")
@@ -160,10 +164,8 @@ def test_split_stability_compares_both_split_methods(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from benchmarks import split_stability
-    from mlops_assets.core.synthetic import generate
 
-    csv = tmp_path / "rows.csv"
-    generate(3000, seed=4, positive_rate=0.05).to_csv(csv, index=False)
+    csv = synthetic_csv(tmp_path, 3000, seed=4)
     split_stability.main(["--csv", str(csv), "--trees", "20", "--first-share", "0.8"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("3,000 rows; the champion trains on the first 80%")
