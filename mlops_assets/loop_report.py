@@ -33,7 +33,14 @@ PERFORMANCE_KEYS = (
     "test_kappa",
     "performance_drop",
 )
-DECISION_KEYS = ("decision", "reason", "challenger_version", "champion_before", "champion_version")
+DECISION_KEYS = (
+    "decision",
+    "reason",
+    "challenger_version",
+    "champion_before",
+    "champion_version",
+    "champion_training_rows",
+)
 DEPLOY_KEYS = ("status", "reason", "version", "previous_version", "serving_version")
 MODEL_KEYS = ("version", "test_kappa", "test_f1", "test_pr_auc", "test_roc_auc")
 

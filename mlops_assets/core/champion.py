@@ -38,6 +38,7 @@ from mlops_assets.core.model_io import load_bundle_from_uri
 from mlops_assets.core.promotion import BootstrapSummary
 from mlops_assets.core.registry_lock import registry_lock
 from mlops_assets.core.tables import DeltaEngine
+from mlops_assets.core.unseen_rows import SeenRowsCheck, exclude_champion_rows
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class ChampionOutcome:
         moves: Alias moves applied by this run.
         challenger_metrics: The challenger's metrics on the test rows.
         champion_metrics: The champion's metrics on the same rows.
+        seen_rows: What the guard against the champion's own training rows did (None: no
+            champion, or no splits table named).
     """
 
     model_name: str
@@ -67,6 +70,7 @@ class ChampionOutcome:
     moves: tuple[aliases.AliasMove, ...] = ()
     challenger_metrics: dict[str, float] = field(default_factory=dict)
     champion_metrics: dict[str, float] = field(default_factory=dict)
+    seen_rows: SeenRowsCheck | None = None
 
     @property
     def reason(self) -> str:
@@ -133,6 +137,7 @@ def select_champion(
     run_id: str = "",
     loader: Loader = load_bundle_from_uri,
     lock_timeout_s: float = 600.0,
+    splits_name: str | None = None,
 ) -> ChampionOutcome:
     """Decide whether the challenger becomes champion; move aliases and record the decision.
 
@@ -148,6 +153,9 @@ def select_champion(
         run_id: Dagster run id, recorded.
         loader: Loads a bundle from a model download URI (injectable for tests).
         lock_timeout_s: Longest wait for another run's decision on the same model.
+        splits_name: The ``training_splits`` table ``rows`` come from. When given, test rows
+            the champion was trained on (its lineage's splits version) are left out of the
+            comparison (:mod:`~mlops_assets.core.unseen_rows`).
 
     Returns:
         The outcome; ``already_decided`` when an earlier decision was reused.
@@ -167,6 +175,7 @@ def select_champion(
             seed,
             run_id,
             loader,
+            splits_name,
         )
 
 
@@ -181,6 +190,7 @@ def _decide(
     seed: int,
     run_id: str,
     loader: Loader,
+    splits_name: str | None = None,
 ) -> ChampionOutcome:
     """:func:`select_champion`'s decision, run while holding the model's registry lock."""
     champion_version = aliases.alias_version(client, model_name, aliases.CHAMPION_ALIAS)
@@ -193,6 +203,11 @@ def _decide(
     if champion_id == challenger_version or earlier is not None:
         return ChampionOutcome(
             model_name, challenger_version, champion_id, champion_id, True, earlier, None
+        )
+    seen_rows = None
+    if champion_id is not None and splits_name is not None:
+        rows, seen_rows = exclude_champion_rows(
+            client, engine, model_name, champion_id, splits_name, rows
         )
     challenger = score_version(client, model_name, challenger_version, rows, loader)
     champion = (
@@ -215,6 +230,7 @@ def _decide(
         moves=moves,
         challenger_metrics=challenger.metrics,
         champion_metrics=champion.metrics if champion else {},
+        seen_rows=seen_rows,
     )
 
 

@@ -109,6 +109,9 @@ def _champion_metadata(outcome: ChampionOutcome, policy: PromotionPolicy) -> dic
         metadata["prob_kappa_improves"] = boot.prob_kappa_improves
         metadata["kappa_delta_mean"] = boot.kappa_delta_mean
         metadata["f1_delta_mean"] = boot.f1_delta_mean
+    if outcome.seen_rows is not None:
+        metadata["champion_training_rows"] = outcome.seen_rows.detail
+        metadata["champion_training_rows_dropped"] = outcome.seen_rows.dropped
     return metadata
 
 
@@ -135,7 +138,10 @@ def champion_model(
         config.resamples,
         config.seed,
         context.run_id,
+        splits_name=training_splits.name,
     )
+    if outcome.seen_rows is not None:
+        context.log.info(outcome.seen_rows.detail)
     return dg.Output(outcome, metadata=_champion_metadata(outcome, config.policy()))
 
 

@@ -139,6 +139,7 @@ def test_comparison_shows_markdown_and_histogram(promotion_registry, tmp_path) -
     assert meta["decision"] == "promote" and meta["prob_kappa_improves"] >= 0.99
     assert meta["bootstrap_histogram"].startswith("![kappa delta](data:image/png;base64,")
     assert "| kappa |" in meta["summary"] and "| latency_per_row | yes |" in meta["summary"]
+    assert meta["champion_training_rows"].startswith(f"not checked whether champion v{weak}")
     assert meta["alias_moves"] == [
         f"previous_champion: none -> {weak}",
         f"champion: {weak} -> {good}",

@@ -101,6 +101,8 @@ def test_drift_triggers_a_retraining_that_deploys_a_new_version(state: StatePath
     # it promoted version 2 on the default policy and deployed it; v2 answers requests
     assert summary.decision["decision"] == "promote", log
     assert summary.decision["champion_version"] == 2
+    # the row-stable split kept v1's training rows out of the test rows both were scored on
+    assert summary.decision["champion_training_rows"].startswith("0 of "), summary.decision
     assert summary.deployment["status"] == "deployed" and summary.deployment["version"] == 2
     assert summary.serving_version == 2
     client = MlflowClient(tracking_uri=state.mlflow_tracking_uri)
