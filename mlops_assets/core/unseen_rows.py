@@ -108,8 +108,8 @@ def exclude_champion_rows(
     try:
         tags = client.get_model_version(model_name, str(champion_version)).tags
         lineage = Lineage.from_tags(dict(tags))
-    except KeyError as error:
-        return rows, _unchecked(champion_version, f"it has no lineage ({error})")
+    except (KeyError, ValueError) as error:  # no lineage tags, or a malformed one
+        return rows, _unchecked(champion_version, f"it has no usable lineage ({error})")
     if lineage.splits_uri != engine.uri(splits_name):
         where = f"{lineage.splits_uri}, not {engine.uri(splits_name)}"
         return rows, _unchecked(champion_version, f"it was trained from {where}")

@@ -132,7 +132,7 @@ def test_with_a_stable_split_nothing_is_dropped(promotion_registry, engine) -> N
 
 @pytest.mark.parametrize(
     ("splits_version", "words"),
-    [(None, "it has no lineage"), (7, "training_splits@v7 is unreadable")],
+    [(None, "it has no usable lineage"), (7, "training_splits@v7 is unreadable")],
 )
 def test_when_the_champion_rows_cannot_be_read_every_test_row_is_used_and_the_reason_given(
     promotion_registry, engine, splits_version, words
