@@ -32,8 +32,10 @@ and 598 scored validation PR AUC 0.876 and weight 1 0.868 (single fits of 200 tr
 6, learning rate 0.1, same validation splits, mean of the three).
 
 ``n_estimators`` is an upper bound: with early stopping (``SearchSettings``, default 50
-rounds without a better validation PR AUC) a trial keeps its best iteration and records the
-trees kept (metric ``trees``); the final model is refitted with that many trees.
+rounds without a better validation log loss, the classifier's ``eval_metric``; PR AUC
+stopped low learning rates after a few trees, see
+:func:`~mlops_assets.core.model.xgboost_classifier`) a trial keeps its best iteration and
+records the trees kept (metric ``trees``); the final model is refitted with that many trees.
 
 The preprocessing is fitted once per search (:mod:`mlops_assets.core.trial_fit`): every
 trial fits only the classifier on the cached train matrix, scores the cached validation

@@ -98,3 +98,13 @@ def test_early_stopped_scores_from_the_prediction_cache_match_inplace_predict(
     expected = booster.inplace_predict(fitter.matrices.valid)
     assert fit.trees is not None and fit.trees + 8 <= PARAMS["n_estimators"]  # it did stop
     np.testing.assert_allclose(fit.scores, expected, atol=1e-6)
+
+
+def test_early_stopping_lets_a_slow_learner_learn(splits: TrainingSplits) -> None:
+    # Early stopping watches validation log loss, which improves while a low learning rate
+    # learns; PR AUC (ranking only, noisy on few positives) stopped such trials after a few
+    # trees (1 tree here), which taught the search that low learning rates were bad.
+    slow = {**PARAMS, "learning_rate": 0.03, "n_estimators": 400}
+    fitter = TrialFitter(search_matrices(splits.train, splits.valid), early_stopping_rounds=50)
+    fit = fitter.fit(xgboost_classifier(slow))
+    assert fit.trees is not None and fit.trees >= 150, fit.trees
