@@ -110,8 +110,9 @@ def exclude_champion_rows(
         lineage = Lineage.from_tags(dict(tags))
     except (KeyError, ValueError) as error:  # no lineage tags, or a malformed one
         return rows, _unchecked(champion_version, f"it has no usable lineage ({error})")
-    if lineage.splits_uri != engine.uri(splits_name):
-        where = f"{lineage.splits_uri}, not {engine.uri(splits_name)}"
+    current_uri = engine.uri(splits_name)
+    if lineage.splits_uri != current_uri:
+        where = f"{lineage.splits_uri}, not {current_uri}"
         return rows, _unchecked(champion_version, f"it was trained from {where}")
     seen_source = f"{splits_name}@v{lineage.splits_version} train/valid (champion's)"
     try:

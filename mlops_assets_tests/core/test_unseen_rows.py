@@ -65,13 +65,13 @@ def engine(tmp_path) -> DeltaRsEngine:
     return DeltaRsEngine(root=str(tmp_path / "lake"))
 
 
-def champion_with_lineage(registry, engine, splits_version: int | None):
+def champion_with_lineage(registry, engine, splits_version: int | None, uri: str | None = None):
     """A model whose champion (weak) was trained from ``training_splits@v<splits_version>``."""
     client = registry.client()
     name, [champion, challenger] = fresh_model(registry, "weak", "good")
     aliases.promote(client, name, str(champion))
     if splits_version is not None:
-        uri = engine.uri(SPLITS_TABLE)
+        uri = uri or engine.uri(SPLITS_TABLE)
         lineage = Lineage(uri, 0, uri, splits_version, uri, 0, "none")
         for key, value in lineage.tags().items():
             client.set_model_version_tag(name, str(champion), key, value)
@@ -131,14 +131,20 @@ def test_with_a_stable_split_nothing_is_dropped(promotion_registry, engine) -> N
 
 
 @pytest.mark.parametrize(
-    ("splits_version", "words"),
-    [(None, "it has no usable lineage"), (7, "training_splits@v7 is unreadable")],
+    ("splits_version", "uri", "words"),
+    [
+        (None, None, "it has no usable lineage"),
+        (7, None, "training_splits@v7 is unreadable"),
+        (0, "/elsewhere/training_splits", "it was trained from /elsewhere/training_splits, not "),
+    ],
 )
 def test_when_the_champion_rows_cannot_be_read_every_test_row_is_used_and_the_reason_given(
-    promotion_registry, engine, splits_version, words
+    promotion_registry, engine, splits_version, uri, words
 ) -> None:
     ref = engine.write(SPLITS_TABLE, splits_frame(), mode="overwrite")
-    name, champion, challenger = champion_with_lineage(promotion_registry, engine, splits_version)
+    name, champion, challenger = champion_with_lineage(
+        promotion_registry, engine, splits_version, uri
+    )
     rows = test_rows(engine.read(SPLITS_TABLE), ref.describe())
 
     outcome = decide(promotion_registry, engine, name, challenger, rows)
